@@ -1,0 +1,34 @@
+"""The `vaekit` command. Argument parsing only: each command calls one library function.
+
+Errors a user can cause end in one sentence on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import VaekitError
+
+app = typer.Typer(
+    name="vaekit",
+    help="Variational autoencoders you can point at your data: train, sample, reconstruct, explore.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+from . import generate, train  # noqa: E402,F401  (registers the commands)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="vaekit", standalone_mode=True)
+    except VaekitError as e:
+        print(f"vaekit: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("vaekit: interrupted (a run folder keeps its last complete checkpoint)", file=sys.stderr)
+        sys.exit(130)

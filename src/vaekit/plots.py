@@ -1,0 +1,129 @@
+"""Tensors in, pictures out. Image grids are drawn with Pillow (fast, exact pixels);
+curves and scatter plots with matplotlib's Agg backend (no screen needed)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+MIN_TILE = 48  # small images (8x8 digits) are scaled up by an integer factor to at least this
+
+
+def displayable(x: Tensor) -> Tensor:
+    """(N, *shape) -> (N, C, H, W) in [0, 1]. Images pass through (clipped); feature vectors
+    (N, D) become 1-pixel-high strips scaled to the batch's range."""
+    x = x.detach().float().cpu()
+    if x.ndim == 4:
+        return x.clamp(0, 1)
+    flat = x.reshape(x.shape[0], 1, 1, -1)
+    lo, hi = flat.min(), flat.max()
+    return (flat - lo) / (hi - lo).clamp_min(1e-12)
+
+
+def image_grid(images: Tensor, *, nrow: int | None = None, pad: int = 2, min_tile: int = MIN_TILE) -> Image.Image:
+    """(N, *shape) -> one PIL image with nrow tiles per row on a white background."""
+    x = displayable(images)
+    n, c, h, w = x.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / nrow)
+    if h == 1:  # a feature vector drawn as a strip
+        scale_h, scale_w = 16, max(1, math.ceil(256 / w))
+    else:
+        scale_h = scale_w = max(1, math.ceil(min_tile / h))
+    th, tw = h * scale_h, w * scale_w
+    canvas = np.ones((rows * (th + pad) + pad, nrow * (tw + pad) + pad, 3), dtype=np.uint8) * 255
+    tiles = (x * 255).round().to(torch.uint8).numpy()  # (N, C, H, W)
+    for i in range(n):
+        t = tiles[i].transpose(1, 2, 0)  # (H, W, C)
+        t = np.repeat(np.repeat(t, scale_h, 0), scale_w, 1)
+        if t.shape[2] == 1:
+            t = np.repeat(t, 3, 2)
+        elif t.shape[2] == 4:
+            t = t[:, :, :3]
+        r, col = divmod(i, nrow)
+        y0, x0 = pad + r * (th + pad), pad + col * (tw + pad)
+        canvas[y0 : y0 + th, x0 : x0 + tw] = t
+    return Image.fromarray(canvas)
+
+
+def save_grid(path: str | Path, images: Tensor, *, nrow: int | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(images, nrow=nrow).save(path)
+    return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loss_curves(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Train and validation loss, and the recon / KL split, per epoch (nats per example)."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
+    ax1.plot(epochs, [r["val_loss"] for r in rows], "s-", label="validation")
+    ax1.set(title="loss = recon + beta * KL", xlabel="epoch", ylabel="nats per example")
+    ax1.legend()
+    ax2.plot(epochs, [r["val_recon"] for r in rows], "o-", label="recon (val)")
+    ax2.plot(epochs, [r["val_kl"] for r in rows], "s-", label="KL (val)")
+    ax2.set(title="reconstruction vs KL", xlabel="epoch", ylabel="nats per example")
+    ax2.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def project_2d(mu: np.ndarray) -> tuple[np.ndarray, str, str]:
+    """(N, D) -> (N, 2) and axis names: the latents themselves when D <= 2, else PCA."""
+    if mu.shape[1] == 1:
+        return np.concatenate([mu, np.zeros_like(mu)], 1), "z[0]", ""
+    if mu.shape[1] == 2:
+        return mu, "z[0]", "z[1]"
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2).fit(mu)
+    ev = pca.explained_variance_ratio_
+    return pca.transform(mu), f"PC 1 ({ev[0]:.0%} of variance)", f"PC 2 ({ev[1]:.0%})"
+
+
+def latent_scatter(
+    mu: np.ndarray,
+    path: str | Path,
+    *,
+    labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    title: str = "latent space (posterior means)",
+) -> Path:
+    plt = _pyplot()
+    xy, xlabel, ylabel = project_2d(np.asarray(mu, dtype=np.float64))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.6)
+    else:
+        cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
+        for k in np.unique(labels):
+            sel = labels == k
+            name = class_names[k] if class_names is not None and k < len(class_names) else str(k)
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, color=cmap(int(k) % cmap.N), label=name)
+        ax.legend(markerscale=3, fontsize=7, loc="best")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
