@@ -12,6 +12,7 @@ import typer
 from .. import api, plots, sampling
 from ..data import load_image
 from ..errors import VaekitError
+from ..priors import load_sampling_prior
 from . import app
 from .options import int_list
 
@@ -25,12 +26,14 @@ def sample(
     seed: int = typer.Option(0, help="Seed of the latent draws."),
     temperature: float = typer.Option(1.0, help="Scale of the prior's standard deviation (< 1: safer, less varied)."),
     label: Optional[int] = typer.Option(None, help="Class to generate (conditional models only)."),
+    prior: Optional[str] = typer.Option(None, help="Draw z from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)", show_default=False),
     out: Path = typer.Option(Path("samples.png"), help="PNG to write."),
 ) -> None:
-    """Decode z ~ N(0, I) into new examples."""
+    """Decode codes z drawn from the prior (N(0, I), or a prior fitted with `vaekit fit-prior`) into new examples."""
     model = api.load(run)
-    x = sampling.sample(model, n, temperature=temperature, y=label, seed=seed)
-    typer.echo(f"wrote {plots.save_grid(out, x)}  ({n} samples, temperature {temperature})")
+    p = load_sampling_prior(run, prior, device=str(model.device))
+    x = sampling.sample(model, n, temperature=temperature, y=label, seed=seed, prior=p)
+    typer.echo(f"wrote {plots.save_grid(out, x)}  ({n} samples, prior {p.kind}, temperature {temperature})")
 
 
 def _split_data(model, split: str):
