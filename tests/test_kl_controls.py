@@ -1,4 +1,5 @@
-"""Each KL control changes what it claims, on small digits runs (a few seconds each)."""
+"""Each KL control changes what it claims in real training, on small digits runs (a few seconds
+each); the schedules' formulas alone are checked in test_objectives.py."""
 
 import math
 
@@ -52,13 +53,6 @@ def test_cyclical_weight_restarts_every_cycle(tmp_path):
     model = _train(tmp_path, "cyc", epochs=4, beta=1.0, kl_cycles=2)
     rows = ckpt.read_metrics(model.run_dir)
     assert [r["kl_weight"] for r in rows] == pytest.approx([1.0, 0.0, 1.0, 0.0])
-    c = KLControl(beta=3.0, cycles=4, total_steps=100)  # period 25, ramp 12.5 steps
-    assert [c.weight(s) for s in (0, 5, 12.5, 20, 25, 30, 99)] == pytest.approx([0, 1.2, 3, 3, 0, 1.2, 3])
-
-
-def test_warmup_and_cycles_exclude_each_other():
-    with pytest.raises(vaekit.VaekitError, match="one of"):
-        KLControl.from_config(TrainConfig(kl_warmup=10, kl_cycles=2), total_steps=10)
 
 
 def test_free_bits_keeps_dimensions_alive_where_plain_training_collapses(tmp_path):
