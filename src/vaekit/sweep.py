@@ -38,9 +38,14 @@ from .priors import weights_digest
 from .sampling import reconstruct, sample
 from .trainer import evaluate_loss
 
+try:  # FD, active units and IWAE NLL come from the evaluation issue (vaekit.metrics, vaekit.classifier)
+    from . import classifier, metrics
+except ImportError:  # a checkout without it: the sweep reports recon, KL and -ELBO only
+    classifier = metrics = None
+
 SWEEP_FORMAT = "vaekit-sweep/1"
 SWEEP_FILE, RESULTS_FILE, EVAL_FILE = "sweep.json", "results.json", "sweep_eval.json"
-EVAL_VERSION = 1  # bump when evaluate_point changes what it measures, so cached rows are redone
+EVAL_VERSION = 2  # bump when evaluate_point changes what it measures, so cached rows are redone
 FIXED_BY_SWEEP = {"beta", "epochs", "seed", "patience"}  # the sweep sets these for every point alike
 GRID_N = 8  # examples per row of grid.png
 
@@ -58,17 +63,23 @@ def run_sweep(
     epochs: int = 10,
     with_ae: bool = False,
     seed: int = 0,
+    fd_samples: int | None = None,
+    iw_samples: int = 0,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Train (or finish) every point, evaluate it on the test split, write the table and figures.
     options: any other option of vaekit.train (arch, latent_dim, lr, kl_warmup, ...), the same
-    for every point. Returns one row per point, betas in ascending order, the AE last."""
+    for every point. fd_samples: samples for the FD (None: as many as test examples);
+    iw_samples > 0 adds the IWAE NLL. Returns one row per point, betas in ascending order,
+    the AE last."""
     log = log or (lambda msg: None)
     betas = _check_betas(betas)
     if epochs < 1:
         raise VaekitError("--epochs must be at least 1")
+    if iw_samples < 0 or (fd_samples is not None and fd_samples < 2):
+        raise VaekitError("--iw-samples must be >= 0 and --fd-samples >= 2")
     fixed = sorted(FIXED_BY_SWEEP & set(options))
     if fixed:
         raise VaekitError(f"a sweep sets {', '.join(fixed)} itself, the same for every point; do not pass them")
@@ -83,7 +94,7 @@ def run_sweep(
         t0 = time.perf_counter()
         status = _train_point(out / name, data, beta=beta, epochs=epochs, seed=seed, progress=progress, options=options)
         model = api.load(out / name)
-        row = _evaluated(model, seed=seed)
+        row = _evaluated(model, seed=seed, fd_samples=fd_samples, iw_samples=iw_samples)
         rows.append(row)
         kl = "" if row["kl"] is None else f", KL {row['kl']:.2f}"
         log(f"[{i}/{len(points)}] {name}: {status} ({time.perf_counter() - t0:.0f}s); test recon {row['recon']:.2f}{kl} nats/example")
@@ -147,40 +158,57 @@ def _train_point(run_dir: Path, data: str, *, beta: float | None, epochs: int, s
     return f"trained {epochs} epochs"
 
 
-def _evaluated(model, *, seed: int) -> dict[str, Any]:
-    """evaluate_point, cached in the point's folder against its weights."""
+def _evaluated(model, *, seed: int, fd_samples: int | None, iw_samples: int) -> dict[str, Any]:
+    """evaluate_point, cached in the point's folder against its weights and the settings."""
     run_dir = model.run_dir
-    digest = weights_digest(run_dir)
+    key = {"weights_sha256": weights_digest(run_dir), "version": EVAL_VERSION, "metrics": metrics is not None,
+           "seed": seed, "fd_samples": fd_samples, "iw_samples": iw_samples}  # fmt: skip
     path = run_dir / EVAL_FILE
     if path.is_file():
         try:
             cached = json.loads(path.read_text())
-            if cached.get("weights_sha256") == digest and cached.get("version") == EVAL_VERSION:
+            if cached.get("key") == key:
                 return cached["row"]
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError):
             pass  # recompute
-    row = evaluate_point(model, api.load_run_data(model), seed=seed)
-    ckpt.atomic_write(path, json.dumps({"weights_sha256": digest, "version": EVAL_VERSION, "row": row}, indent=2) + "\n")
+    row = evaluate_point(model, api.load_run_data(model), seed=seed, fd_samples=fd_samples, iw_samples=iw_samples)
+    ckpt.atomic_write(path, json.dumps({"key": key, "row": row}, indent=2) + "\n")
     return row
 
 
-def evaluate_point(model, data, *, seed: int = 0) -> dict[str, Any]:
+def evaluate_point(model, data, *, seed: int = 0, fd_samples: int | None = None, iw_samples: int = 0) -> dict[str, Any]:
     """Test-split numbers of one point, nats per example: recon, KL and -ELBO (one-sample
-    estimate with fixed noise; None for the AE, which has no ELBO)."""
+    estimate with fixed noise; None for the AE, which has no ELBO); active units; the
+    sample-quality distance FD (classifier features) between fd_samples samples from N(0, I)
+    and as many test examples (None: the whole test split), with the floor a perfect
+    generator would reach (training examples against the same test examples); and, with
+    iw_samples > 0, the IWAE NLL with that many importance samples. The metrics are
+    vaekit.metrics' (the evaluation issue), so the sweep and `vaekit evaluate` agree."""
     t0 = time.perf_counter()
     is_vae = model.stochastic
     losses = evaluate_loss(model, data.test, TrainConfig(beta=1.0), seed=seed)
-    return {
+    row = {
         "point": point_name(model.run_config.train.beta if is_vae else None),
         "model": model.config.kind,
         "beta": model.run_config.train.beta if is_vae else None,
         "recon": losses["recon"],
         "kl": losses["kl"] if is_vae else None,
         "nelbo": losses["nelbo"] if is_vae else None,
-        "epochs": ckpt.read_metrics(model.run_dir)[-1]["epoch"],
-        "train_seconds": sum(r["seconds"] for r in ckpt.read_metrics(model.run_dir)),
-        "eval_seconds": time.perf_counter() - t0,
     }
+    if metrics is not None:
+        row["active_units"] = metrics.latent_metrics(model, data.test)["active_units"]
+        if data.has_labels:  # the FD's feature classifier needs labels
+            s = metrics.sample_metrics(model, data, classifier.for_model(model, data), split="test", n=fd_samples, seed=seed)
+            row.update(fd=s["fd_samples"], fd_train_reference=s["fd_train_reference"], fd_n=s["n"])
+        if iw_samples > 0 and is_vae:
+            lik = metrics.likelihood_metrics(model, data.test, iw_samples=iw_samples, seed=seed)
+            row.update(nll=lik["nll"], iw_samples=iw_samples)
+    row.update(
+        epochs=ckpt.read_metrics(model.run_dir)[-1]["epoch"],
+        train_seconds=sum(r["seconds"] for r in ckpt.read_metrics(model.run_dir)),
+        eval_seconds=time.perf_counter() - t0,
+    )
+    return row
 
 
 # -- table and figures ------------------------------------------------------------------------------
@@ -217,6 +245,9 @@ def results_table(rows: list[dict[str, Any]]) -> str:
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["", "Test split; KL, recon, -ELBO and NLL in nats per example (lower is better)."]
+    floor = [r["fd_train_reference"] for r in rows if r.get("fd_train_reference") is not None]
+    if floor:
+        notes.append(f"FD floor (training examples vs the same test examples): {min(floor):.2f}.")
     if best["nelbo"]:
         notes.append(f"* best -ELBO: {best['nelbo']}")
     if best["fd"]:

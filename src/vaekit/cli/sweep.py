@@ -43,6 +43,8 @@ def sweep(
     with_ae: bool = typer.Option(False, "--with-ae", help="Also train the deterministic AE as a reference point."),
     out: Path = typer.Option(Path("runs/sweep"), help="Sweep folder: one run folder per point, table and figures."),
     seed: int = typer.Option(0, help="Seed of every point."),
+    fd_samples: Optional[int] = typer.Option(None, help="Samples for the FD (classifier features). (default: as many as test examples)", show_default=False),
+    iw_samples: int = typer.Option(0, help="Importance samples for the IWAE NLL column (0: no NLL; it is the slow part)."),
     arch: Optional[str] = typer.Option(None, help="mlp or conv. (default: conv for images)", show_default=False),
     latent_dim: Optional[int] = typer.Option(None, help="Size of z. (default: 16)", show_default=False),
     hidden: Optional[str] = typer.Option(None, help="MLP widths, comma-separated. (default: 512,256)", show_default=False),
@@ -60,7 +62,7 @@ def sweep(
     options.update(key_values(set_))
     rows = sweep_lib.run_sweep(
         data, betas=float_list(beta, "--beta"), out=out, epochs=epochs, with_ae=with_ae, seed=seed,
-        progress=not quiet, log=typer.echo, **options,
+        fd_samples=fd_samples, iw_samples=iw_samples, progress=not quiet, log=typer.echo, **options,
     )  # fmt: skip
     typer.echo("")
     typer.echo(sweep_lib.results_table(rows))
