@@ -68,3 +68,17 @@ def test_sample_by_label_on_the_cli(tmp_path, capsys):
     vaekit.train("digits", out=plain, **TINY)
     assert cli("sample", str(plain), "--label", "1", "--out", str(tmp_path / "x.png")) == 2
     assert "not conditional" in capsys.readouterr().err
+
+
+def test_conditional_samples_are_classified_as_the_requested_label(tmp_path):
+    pytest.importorskip("vaekit.metrics", reason="needs the evaluation issue's classifier")
+    from vaekit import classifier
+
+    model = vaekit.train("digits", out=tmp_path / "cvae", conditional=True, **{**TINY, "hidden": [256], "latent_dim": 8, "epochs": 30})
+    net = classifier.for_model(model)
+    y = torch.arange(10).repeat_interleave(30)  # 30 samples of every digit
+    pred = net.predict(sample(model, len(y), y=y, seed=0))
+    accuracy = float((pred == y).float().mean())
+    assert accuracy > 0.7  # chance: 0.1
+    per_label = torch.stack([(pred[y == k] == k).float().mean() for k in range(10)])
+    assert float(per_label.min()) > 0.3  # no label is ignored

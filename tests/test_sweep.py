@@ -80,3 +80,18 @@ def test_sweep_cli_passes_options_to_every_point(tmp_path, capsys):
     for name in ("beta-0.5", "beta-2"):
         cfg, _ = ckpt.read_config(out / name)
         assert (cfg.train.kl_warmup, cfg.model.hidden, cfg.model.latent_dim) == (5, [32], 2)
+
+
+def test_sweep_reports_sample_quality_and_active_units(tmp_path):
+    pytest.importorskip("vaekit.metrics", reason="needs the evaluation issue's metrics")
+    out = tmp_path / "sw"
+    rows = sweep.run_sweep("digits", betas=[0.5, 8], out=out, epochs=3, with_ae=True, iw_samples=5, **TINY)
+    for r in rows:
+        assert r["fd"] > 0 and r["fd_n"] == 180 and 0 <= r["active_units"] <= 4  # digits: 180 test examples
+    vae = [r for r in rows if r["model"] == "vae"]
+    assert all(r["nll"] <= r["nelbo"] + 1.0 for r in vae)  # IWAE with 5 samples: about as tight or tighter
+    assert vae[1]["active_units"] <= vae[0]["active_units"]  # beta = 8 switches units off
+    best = min(rows, key=lambda r: r["fd"])["point"]
+    table = (out / "table.md").read_text()
+    assert f"* best sample quality (lowest FD): {best}" in table and "FD floor" in table
+    assert "FD (classifier features)" in table and "active units" in table
