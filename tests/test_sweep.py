@@ -29,7 +29,10 @@ def test_sweep_writes_the_trade_off(tmp_path):
     table = (out / "table.md").read_text()
     best = min((low, high), key=lambda r: r["nelbo"])["point"]
     assert f"* best -ELBO: {best}" in table
-    assert sum(line.count(" *") for line in table.splitlines() if line.startswith(f"| {best} ")) == 1
+    lines = table.splitlines()
+    col = [c.strip() for c in lines[0].split("|")].index("-ELBO")
+    starred = [line.split("|")[1].strip() for line in lines[2:5] if line.split("|")[col].strip().endswith("*")]
+    assert starred == [best]
 
 
 def test_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
