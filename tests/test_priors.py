@@ -100,6 +100,12 @@ def test_second_stage_vae_prior(tmp_path):
     g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
     z1, z2 = prior.sample(9, generator=g()), prior.sample(9, generator=g())
     assert z1.shape == (9, 4) and torch.equal(z1, z2)
+    # the draws spread like the codes they model (a second stage whose own posterior collapsed
+    # must still be a Gaussian fit of the codes, not its decoder's one constant output)
+    model = vaekit.load(run)
+    codes = aggregate_codes(model, vaekit.api.load_run_data(model).train, fit_on="sample").float()
+    ratio = prior.sample(4000, generator=g()).std(0) / codes.std(0)
+    assert ((ratio > 0.6) & (ratio < 1.6)).all(), ratio
     # temperature 0 would collapse u to 0; a small one pulls the codes towards the decoder's mean at u = 0
     mid = prior.sample(1, temperature=1e-6, generator=g())
     assert (prior.sample(500, temperature=0.1, generator=g()) - mid).norm(dim=1).mean() < (z1 - mid).norm(dim=1).mean()

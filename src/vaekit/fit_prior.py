@@ -127,7 +127,8 @@ def fit_prior(
 def _fit_second_stage(run_dir: Path, codes: Tensor, val_codes: Tensor, *, epochs: int, hidden: list[int], seed: int,
                       device: str, progress: bool) -> tuple[dict[str, Tensor], dict[str, Any], float]:  # fmt: skip
     """Train the second-stage VAE as an ordinary vaekit run (MLP, Gaussian likelihood with a
-    learned sigma, as Dai & Wipf prescribe) on standardized codes. Returns its tensors,
+    learned sigma, as Dai & Wipf prescribe; one sigma per code dimension, since collapsed and
+    active dimensions differ) on standardized codes. Returns its tensors,
     description and the validation codes' mean log-density bound (-ELBO in z space)."""
     from . import api
     from .checkpoint import atomic_write
@@ -148,7 +149,7 @@ def _fit_second_stage(run_dir: Path, codes: Tensor, val_codes: Tensor, *, epochs
     atomic_write(codes_path, buf.getvalue())
     stage2 = api.train(
         str(codes_path.resolve()), out=folder / "vae", overwrite=True, progress=progress, figures=False,
-        arch="mlp", hidden=hidden, latent_dim=codes.shape[1], likelihood="gaussian", learn_sigma="global",
+        arch="mlp", hidden=hidden, latent_dim=codes.shape[1], likelihood="gaussian", learn_sigma="channel",
         sigma=1.0, epochs=epochs, seed=seed, device=device, batch_size=256,
     )  # fmt: skip
     val = Dataset(((val_codes - shift) / scale).float().to(stage2.device))

@@ -125,8 +125,12 @@ class GaussianMixturePrior:
 
 
 class SecondStagePrior:
-    """Dai & Wipf (2019): a second VAE models the codes. u ~ N(0, I) * temperature,
-    z = shift + scale * E[z' | u] under the second stage's decoder. model: a vaekit VAE on
+    """Dai & Wipf (2019): a second VAE models the codes. u ~ N(0, I), z' ~ p(z'|u) (its
+    Gaussian likelihood: decoder mean plus sigma * noise, both scaled by the temperature),
+    z = shift + scale * z'. Drawing z' from the likelihood rather than taking its mean keeps
+    the samples right where the second stage leans on its learned sigma (when its own
+    posterior collapses it is a Gaussian fit of the codes, not one point); as sigma -> 0, as
+    Dai & Wipf intend, the two agree. model: a vaekit VAE with a Gaussian likelihood on
     vectors of size D; shift, scale (D,): how the codes were standardized for it."""
 
     kind = "vae"
@@ -149,7 +153,11 @@ class SecondStagePrior:
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         u = self.model.prior.sample(n, temperature=temperature, generator=generator, device=self.model.device)
-        z = self.model.decode_mean(u).float().cpu() * self.scale + self.shift  # (n, D)
+        mean = self.model.decode_mean(u).float().cpu()  # (n, D)
+        sigma = self.model.likelihood.sigma().float().cpu()  # broadcasts over (n, D)
+        at = _draw_device(generator, "cpu")
+        eps = torch.randn(mean.shape, generator=generator, device=at).cpu()
+        z = (mean + temperature * sigma * eps) * self.scale + self.shift
         return z.to(device=device, dtype=dtype)
 
 
