@@ -113,3 +113,15 @@ def test_discretized_likelihood_refuses_data_outside_unit_interval(tmp_path, cap
     code, out, err = run_cli(["train", "--data", tmp_path / "wide.npy", "--likelihood", "discretized-gaussian",
                               "--epochs", 1, "--out", tmp_path / "r", "-q"], capsys)  # fmt: skip
     assert code == 2 and "discretized-gaussian" in err and "outside [0, 1]" in err
+
+
+def test_dynamically_binarized_run_gets_bits_per_dim_on_a_fixed_binarization(tmp_path):
+    from vaekit import metrics
+
+    model = vaekit.train("digits", out=tmp_path / "bin", binarize="dynamic", **{**TINY, "epochs": 1})
+    res = metrics.evaluate(model, vaekit.load_run_data(model), iw_samples=3)
+    assert res["binarized"] and res["likelihood"]["discrete"]
+    assert res["likelihood"]["nll_bits_per_dim"] == pytest.approx(res["likelihood"]["nll"] / (64 * np.log(2)))
+    # the same run evaluated on grey levels would have no bits/dim: Bernoulli is no distribution over them
+    model.run_config.train.binarize = "none"
+    assert not metrics.evaluate(model, vaekit.load_run_data(model), iw_samples=3)["likelihood"]["discrete"]

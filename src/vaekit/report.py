@@ -181,10 +181,15 @@ def load_or_evaluate(model, data, *, run_dir: Path, metrics_path: Path | None, i
 
 def evaluate_model(model, data, *, progress: bool = False, **kwargs) -> dict[str, Any]:
     """metrics.evaluate with the run's feature classifier when the data have labels."""
+    import time
+
     from . import classifier as clf
 
+    t0 = time.perf_counter()
     feature_classifier = clf.for_model(model, data, progress=progress) if data.has_labels else None
+    seconds = time.perf_counter() - t0
     res = metrics.evaluate(model, data, classifier=feature_classifier, progress=progress, **kwargs)
+    res["seconds"]["classifier"] = seconds  # cached after the first time
     if feature_classifier is None:
         res["notes"] = [f"{data.name} has no labels, so no feature classifier and no FD"]
     return res
