@@ -52,11 +52,15 @@ def test_log_prob_matches_scipy_cdf_differences(law):
 
 @pytest.mark.parametrize("law", LAWS)
 def test_mean_is_the_mean_of_the_bin_masses(law):
-    loc = torch.tensor([p[0] for p in PARAMS])[:, None]
-    log_scale = torch.tensor([p[1] for p in PARAMS])[:, None]
-    d = law(loc, log_scale)
-    p = d.log_prob(GRID.expand(len(PARAMS), 256)).exp()
-    assert torch.allclose(d.mean.squeeze(1), (p * GRID).sum(1), atol=1e-5)
+    g = torch.Generator().manual_seed(0)
+    loc = torch.cat([torch.tensor([p[0] for p in PARAMS]), torch.rand(3000, generator=g) * 1.6 - 0.3])
+    log_scale = torch.cat([torch.tensor([p[1] for p in PARAMS]), torch.rand(3000, generator=g) * 14 - 9.5])
+    d = law(loc.double()[:, None], log_scale.double()[:, None])
+    p = d.log_prob(GRID.double().expand(len(loc), 256)).exp()
+    expected = (p * GRID.double()).sum(1)
+    assert (d.mean.squeeze(1) - expected).abs().max() < 1e-6  # both the closed form and the sharp sum
+    d32 = law(loc[:, None], log_scale[:, None])
+    assert (d32.mean.squeeze(1).double() - expected).abs().max() < 2e-5
 
 
 @pytest.mark.parametrize("law", LAWS)

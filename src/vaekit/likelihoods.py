@@ -99,6 +99,10 @@ class GaussianLikelihood(Likelihood):
 # -- discretized likelihoods for 8-bit data ------------------------------------------------------
 
 
+# The mean is a closed-form integral where the scale spans at least this many bins (see mean).
+SMOOTH_BINS = 2.0
+
+
 class Discretized(Distribution):
     """A continuous location-scale law binned onto the grid k / (bins - 1), k = 0..bins-1, of
     [0, 1] (8-bit images: bins=256, pixel = k / 255).
@@ -139,13 +143,32 @@ class Discretized(Distribution):
 
     @property
     def mean(self) -> Tensor:
-        """E[x] = sum_{k>=1} width * P(X >= k-th grid value): a sum of survival functions over the
-        bins' lower edges, accumulated one edge at a time so memory stays that of loc."""
-        inv_scale = torch.exp(-self.log_scale)
-        total = torch.zeros_like(self.loc)
-        for k in range(1, self.bins):
-            total += self._log_sf(((k - 0.5) * self.width - self.loc) * inv_scale).exp()
-        return total * self.width
+        """E[x] = width * sum_{k=1}^{bins-1} S(e_k), S the survival function of the continuous law
+        and e_k = (k - 1/2) width the bins' lower edges: a midpoint rule for the integral of S over
+        [0, 1]. Where the scale spans at least SMOOTH_BINS bins that rule equals the integral (in
+        closed form) plus its Euler-Maclaurin correction to within ~1e-6; where it is sharper,
+        S is 0 or 1 except at a few edges near loc, which are summed one by one."""
+        s, w = self.scale, self.width
+        u0, u1 = self.loc / s, (self.loc - 1.0) / s  # (loc - t) / s at t = 0 and t = 1
+        integral = s * (self._int_cdf(u0) - self._int_cdf(u1))
+        out = integral + w**2 / 24 * (self._pdf(u1) - self._pdf(u0)) / s
+        sharp = s < SMOOTH_BINS * w
+        if bool(sharp.any()):
+            out = out.clone()
+            out[sharp] = self._sharp_mean(self.loc[sharp], s[sharp])
+        return out
+
+    def _sharp_mean(self, loc: Tensor, s: Tensor) -> Tensor:
+        """The sum itself for scales under SMOOTH_BINS bins: edges more than `tail` scales below
+        loc count 1 each, the window above them is summed, edges beyond it count 0."""
+        w, cut = self.width, self.tail
+        below = torch.floor((loc - cut * s) / w + 0.5).clamp(0, self.bins - 1)  # edges 1..below: S = 1
+        total = below.clone()
+        for j in range(1, math.ceil(2 * cut * SMOOTH_BINS) + 2):
+            k = below + j
+            term = self._log_cdf((loc - (k - 0.5) * w) / s).exp()
+            total += torch.where(k <= self.bins - 1, term, torch.zeros_like(term))
+        return total * w
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         with torch.no_grad():
@@ -154,8 +177,17 @@ class Discretized(Distribution):
             x = (self.loc + self.scale * t).clamp(0.0, 1.0)
             return self.bin_index(x) * self.width
 
-    # the standardized law ---------------------------------------------------------------------
+    # the standardized law (symmetric about 0) ---------------------------------------------------
+    tail: float = 0.0  # F(-tail) is below float32 resolution: 0 in a sum of masses
+
     def _log_cdf(self, t: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _pdf(self, t: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _int_cdf(self, t: Tensor) -> Tensor:
+        """An antiderivative of the CDF."""
         raise NotImplementedError
 
     def _log_sf(self, t: Tensor) -> Tensor:
@@ -187,11 +219,20 @@ class DiscretizedLogistic(Discretized):
         neg_width = torch.where(first | last, lo - hi, -2.0 * half)  # lo - hi without cancellation
         return -F.softplus(-hi) - F.softplus(lo) + torch.log(-torch.expm1(neg_width))
 
+    tail = 17.0  # sigmoid(-17) = 4e-8
+
     def _log_cdf(self, t: Tensor) -> Tensor:
         return -F.softplus(-t)
 
     def _log_sf(self, t: Tensor) -> Tensor:
         return -F.softplus(t)
+
+    def _pdf(self, t: Tensor) -> Tensor:
+        p = torch.sigmoid(t)
+        return p * (1 - p)
+
+    def _int_cdf(self, t: Tensor) -> Tensor:
+        return F.softplus(t)
 
     def _log_bin_mass(self, lo: Tensor, hi: Tensor, w: Tensor) -> Tensor:
         # sigmoid(b) - sigmoid(a) = sigmoid(b) * sigmoid(-a) * (1 - e^(a - b)): every factor is
@@ -210,8 +251,16 @@ GAUSSIAN_MIDPOINT_WIDTH = 1e-3
 
 
 class DiscretizedGaussian(Discretized):
+    tail = 6.0  # Phi(-6) = 1e-9
+
     def _log_cdf(self, t: Tensor) -> Tensor:
         return torch.special.log_ndtr(t)
+
+    def _pdf(self, t: Tensor) -> Tensor:
+        return torch.exp(-0.5 * t**2 - HALF_LOG_2PI)
+
+    def _int_cdf(self, t: Tensor) -> Tensor:
+        return t * torch.special.ndtr(t) + self._pdf(t)
 
     def _log_sf(self, t: Tensor) -> Tensor:
         return torch.special.log_ndtr(-t)
