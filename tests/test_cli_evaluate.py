@@ -125,3 +125,15 @@ def test_dynamically_binarized_run_gets_bits_per_dim_on_a_fixed_binarization(tmp
     # the same run evaluated on grey levels would have no bits/dim: Bernoulli is no distribution over them
     model.run_config.train.binarize = "none"
     assert not metrics.evaluate(model, vaekit.load_run_data(model), iw_samples=3)["likelihood"]["discrete"]
+
+
+def test_vectors_get_mse_but_no_image_metrics(tmp_path, capsys):
+    x = np.random.default_rng(0).random((80, 4)).astype(np.float32)
+    np.savez(tmp_path / "vectors.npz", x=x, y=np.arange(80) % 2)
+    vaekit.train(str(tmp_path / "vectors.npz"), out=tmp_path / "v", **{**TINY, "epochs": 1})
+    code, out, err = run_cli(["evaluate", tmp_path / "v", "-k", 4, "-q"], capsys)
+    assert code == 0, err
+    res = json.loads((tmp_path / "v" / "evaluation.json").read_text())
+    assert res["reconstruction"]["psnr"] is None and res["reconstruction"]["ssim"] is None
+    assert res["reconstruction"]["mse"] > 0 and res["samples"]["fd_samples"] >= 0
+    assert "PSNR" not in out and "Bernoulli on grey levels" in out
