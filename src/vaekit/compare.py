@@ -202,7 +202,7 @@ def _html(res: dict[str, Any], pictures: dict[str, dict[str, bytes]], run_a: Pat
     numbers += f"<p>FD floor (training vs test examples, same features and n): {res['fd_train_reference']:.3f}. {report.esc(res['classifier'])}</p>"
     numbers += "<ul>" + "".join(f"<li>{report.esc(f)}</li>" for f in res["findings"]) + "</ul>"
     captions = {
-        "samples": "decoded z ~ N(0, I), the same z for both",
+        "samples": f"decoded z ~ N(0, I), seed {res['seed']}" + (", the same z for both" if a["latent_dim"] == b["latent_dim"] else ""),
         "fitted": "decoded z ~ Gaussian fitted to the model's own training codes",
         "interpolations": "straight lines between the posterior means of the same test pairs",
         "reconstructions": "test examples (odd rows) and reconstructions (even rows)",

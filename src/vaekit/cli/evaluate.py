@@ -29,7 +29,7 @@ def evaluate(
     batch_size: Optional[int] = typer.Option(None, help="Examples per IWAE batch. (default: sized from --iw-samples)", show_default=False),
     seed: int = typer.Option(0, help="Seed of every random draw of the evaluation."),
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
-    out: Optional[Path] = typer.Option(None, help="JSON file to write. (default: <run>/evaluation.json, which `vaekit report` reads)", show_default=False),
+    out: Optional[Path] = typer.Option(None, help="Also write the JSON here. (<run>/evaluation.json, which `vaekit report` reads, is always written)", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Test-split -ELBO, importance-sampled NLL (nats/example, bits/dim), latent health, reconstruction and sample quality."""  # fmt: skip
@@ -46,12 +46,15 @@ def evaluate(
     else:
         res = metrics.evaluate(model, data, iw_samples=iw_samples, split=split, max_examples=max_examples,
                                batch_size=batch_size, seed=seed, progress=not quiet)  # fmt: skip
-    path = out if out is not None else run / report_mod.EVALUATION_FILE
-    atomic_write(path, json.dumps(res, indent=2) + "\n")
+    text = json.dumps(res, indent=2) + "\n"
+    in_run = run / report_mod.EVALUATION_FILE  # the latest evaluation of a run lives in it, for `vaekit report`
+    atomic_write(in_run, text)
+    if out is not None:
+        atomic_write(out, text)
     typer.echo(metrics.format_table(res))
     for note in res.get("notes", []):
         typer.echo(f"note: {note}")
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {out} and {in_run}" if out is not None else f"wrote {in_run}")
 
 
 @app.command()
