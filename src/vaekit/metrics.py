@@ -90,6 +90,8 @@ def iwae_log_weights(
         log_px = model.decode(flat_z, flat_y).log_prob(flat_x).view(c, b)
         log_w = log_px + model.prior.log_prob(z) - q.log_prob(z)  # (c, B)
         out.append(log_w.double())
+    del z, flat_z, flat_x, log_px, log_w
+    release_freed_memory()
     return torch.cat(out)
 
 
@@ -183,6 +185,27 @@ def likelihood_metrics(
         res["nelbo_bits_per_dim"] = bits_per_dim(res["nelbo"], num_dims)
         res["nll_bits_per_dim"] = bits_per_dim(res["nll"], num_dims)
     return res
+
+
+def _libc_malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc only). Importance sampling frees tens of MB
+    of decoder output per batch; glibc then raises its mmap threshold and serves later blocks
+    from a heap that fragments, so without this a 10,000-example k=1000 evaluation grew by
+    ~50 MB per batch, to several GB. With it, memory stays flat."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _mean(t: Tensor) -> float:
