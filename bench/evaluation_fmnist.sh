@@ -28,3 +28,11 @@ for run in fmnist-mlp-dlog fmnist-conv-dlog fmnist-conv-ae-dlog; do
 done
 t $V compare "$OUT/fmnist-conv-ae-dlog" "$OUT/fmnist-conv-dlog" --out "$OUT/compare-fmnist" -q
 t $V report "$OUT/fmnist-conv-dlog" -q
+
+# The tutorial's own setting: the default Bernoulli likelihood (no bits/dim on grey levels).
+for model in vae ae; do
+  [ -f "$OUT/fmnist-conv-$model-bern/model.safetensors" ] || t $V train --data fashion-mnist --arch conv \
+      --model "$model" --epochs 10 --out "$OUT/fmnist-conv-$model-bern" --overwrite -q
+  t $V evaluate "$OUT/fmnist-conv-$model-bern" --iw-samples 1 -q
+done
+t $V compare "$OUT/fmnist-conv-ae-bern" "$OUT/fmnist-conv-vae-bern" --out "$OUT/compare-fmnist-bern" -q
