@@ -24,6 +24,7 @@ from .objectives import KLControl
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .data import DataSplits, load_data
 from .errors import DataError, RunFolderError, VaekitError
+from .likelihoods import LIKELIHOODS
 from .model import VAE
 from .nets import auto_channels
 from .sampling import encode_dataset, reconstruct, sample
@@ -69,6 +70,12 @@ def _model_config(data: DataSplits, kind: str, conditional: bool, given: dict[st
         raise DataError(
             f"{data.name} has values in [{lo:.3g}, {hi:.3g}], outside [0, 1], so they cannot be Bernoulli "
             "probabilities; use --likelihood gaussian or rescale the data to [0, 1]"
+        )
+    support = getattr(LIKELIHOODS.get(given["likelihood"]), "support", None)
+    if support is not None and (lo < support[0] or hi > support[1]):
+        raise DataError(
+            f"{data.name} has values in [{lo:.3g}, {hi:.3g}], outside [{support[0]:g}, {support[1]:g}] where "
+            f"the {given['likelihood']} likelihood lives; use --likelihood gaussian or rescale the data"
         )
     if conditional and not data.has_labels:
         raise DataError(f"--conditional needs labels, and {data.name} has none")

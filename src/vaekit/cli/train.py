@@ -27,7 +27,7 @@ def train(
     latent_dim: Optional[int] = typer.Option(None, help=f"Size of the latent code z. (default: {M.latent_dim})", rich_help_panel=MODEL, show_default=False),
     hidden: Optional[str] = typer.Option(None, help="MLP hidden widths, comma-separated. (default: 512,256)", rich_help_panel=MODEL, show_default=False),
     channels: Optional[str] = typer.Option(None, help="Conv channels per stride-2 stage, comma-separated. (default: sized from the images, e.g. 32,64 for 28x28)", rich_help_panel=MODEL, show_default=False),
-    likelihood: Optional[str] = typer.Option(None, help="p(x|z): bernoulli or gaussian. (default: bernoulli for data in [0, 1), else gaussian]", rich_help_panel=MODEL, show_default=False),
+    likelihood: Optional[str] = typer.Option(None, help="p(x|z): bernoulli, gaussian, discretized-logistic or discretized-gaussian (8-bit data: gives NLL in bits/dim). (default: bernoulli for data in [0, 1), else gaussian]", rich_help_panel=MODEL, show_default=False),
     sigma: Optional[float] = typer.Option(None, help=f"Gaussian likelihood: fixed sigma, or initial sigma when learned. (default: {M.sigma})", rich_help_panel=MODEL, show_default=False),
     learn_sigma: Optional[str] = typer.Option(None, help="Gaussian likelihood: none (fixed), global or channel. (default: none; global for data outside [0, 1)]", rich_help_panel=MODEL, show_default=False),
     conditional: Optional[bool] = typer.Option(None, "--conditional/--unconditional", help="Condition encoder and decoder on the labels (CVAE). (default: unconditional)", rich_help_panel=MODEL, show_default=False),
