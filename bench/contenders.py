@@ -17,12 +17,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+HERE = Path(__file__).resolve().parent
 CASES = {
     "mlp": dict(arch="mlp", hidden=[400], latent_dim=20),
     "conv": dict(arch="conv", channels=[32, 64], latent_dim=16),
@@ -129,13 +131,36 @@ def paused(run: Callable[[Callable[[], None]], None]) -> Iterator[None]:
         raise errors[0]
 
 
+FOUNDATION_COMMIT = "073e1e4"  # the training loop before this work, for the ablation rows
+
+
+def foundation_fit():
+    """fit() as the foundation commit had it (per-tensor Adam, a host sync every step), loaded
+    from git into the vaekit package so that its relative imports resolve."""
+    import importlib.util
+    import subprocess
+
+    root = HERE.parent
+    source = subprocess.run(["git", "show", f"{FOUNDATION_COMMIT}:src/vaekit/trainer.py"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    path = HERE / "out" / "trainer_foundation.py"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("vaekit.trainer_foundation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.fit
+
+
 def train_vaekit(splits, case: str, *, epochs: int, seed: int = 0, lr: float = 1e-3, batch_size: int = 128,
-                 **train_options) -> Iterator[tuple[int, float, Handle]]:  # fmt: skip
+                 fit=None, **train_options) -> Iterator[tuple[int, float, Handle]]:  # fmt: skip
     """vaekit.trainer.fit with its defaults (validation every epoch, as always); epoch times
     come from fit's own metric rows, which time the training loop only."""
     from vaekit.config import ModelConfig, TrainConfig
     from vaekit.model import VAE
-    from vaekit.trainer import fit
+
+    if fit is None:
+        from vaekit.trainer import fit
 
     torch.manual_seed(seed)
     model = VAE.from_config(ModelConfig(data_shape=[1, 28, 28], **CASES[case]))
@@ -362,8 +387,31 @@ def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def _vaekit_with(**options):
+    def train(splits, case, **kwargs):
+        return train_vaekit(splits, case, **kwargs, **options)
+
+    return train
+
+
+def _vaekit_foundation(splits, case, **kwargs):
+    return train_vaekit(splits, case, fit=foundation_fit(), **kwargs)
+
+
+def _vaekit_foreach_adam(splits, case, **kwargs):
+    """Today's loop with the multi-tensor (not fused) Adam: what the fused kernel buys."""
+    import vaekit.trainer as T
+
+    T.make_optimizer = lambda params, lr: torch.optim.Adam(params, lr=lr, foreach=True)
+    return train_vaekit(splits, case, **kwargs)
+
+
 CONTENDERS = {
+    "vaekit-foundation": _vaekit_foundation,
+    "vaekit-foreach-adam": _vaekit_foreach_adam,
     "vaekit": train_vaekit,
+    "vaekit-bf16": _vaekit_with(precision="bf16"),
+    "vaekit-compile": _vaekit_with(compile=True),
     "pythae": train_pythae,
     "classic": train_classic,
 }

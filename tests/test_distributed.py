@@ -106,3 +106,6 @@ def test_shards_are_disjoint_and_cover_the_batch():
     parts = [distributed.shard(idx, distributed.Context(rank=r, world_size=3)) for r in range(3)]
     assert sorted(torch.cat(parts).tolist()) == list(range(128))
     assert {len(p) for p in parts} <= {42, 43}
+    for r in range(3):
+        ctx = distributed.Context(rank=r, world_size=3)
+        assert torch.equal(idx[distributed.shard_slice(128, ctx)], parts[r])

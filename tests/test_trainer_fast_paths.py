@@ -121,11 +121,13 @@ def test_bf16_tracks_fp32_closely(digits):
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05), losses
 
 
-def test_resume_is_exact_through_the_fast_paths(tmp_path, sync_every):
+@pytest.mark.parametrize("arch", ["mlp", "conv"])  # conv: bf16 also turns on channels-last
+def test_resume_is_exact_through_the_fast_paths(tmp_path, sync_every, arch):
     sync_every(3)
     extra = dict(precision="bf16", grad_clip=2.0, kl_warmup=20)
-    vaekit.train("digits", out=tmp_path / "full", epochs=4, **TINY, **extra)
-    vaekit.train("digits", out=tmp_path / "half", epochs=2, **TINY, **extra)
+    tiny = {**TINY, "arch": arch}
+    vaekit.train("digits", out=tmp_path / "full", epochs=4, **tiny, **extra)
+    vaekit.train("digits", out=tmp_path / "half", epochs=2, **tiny, **extra)
     vaekit.train(resume=tmp_path / "half", epochs=4, progress=False, figures=False)
     a = vaekit.load(tmp_path / "full", which="last").state_dict()
     b = vaekit.load(tmp_path / "half", which="last").state_dict()

@@ -113,6 +113,15 @@ def shard(index: torch.Tensor, ctx: Context) -> torch.Tensor:
     return torch.tensor_split(index, ctx.world_size)[ctx.rank]
 
 
+def shard_slice(n: int, ctx: Context) -> slice:
+    """This rank's contiguous part of n items, as shard() cuts them (host arithmetic only)."""
+    if not ctx.enabled:
+        return slice(0, n)
+    base, extra = divmod(n, ctx.world_size)
+    start = ctx.rank * base + min(ctx.rank, extra)
+    return slice(start, start + base + (ctx.rank < extra))
+
+
 def all_gather_bytes(t: torch.Tensor, ctx: Context, device: torch.device) -> list[torch.Tensor]:
     """Every rank's copy of a same-shaped uint8 tensor (RNG states), on the CPU, by rank."""
     if not ctx.enabled:

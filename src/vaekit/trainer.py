@@ -105,6 +105,14 @@ class Precision:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
 
+def _prefers_channels_last(model: torch.nn.Module, device: torch.device, precision: Precision) -> bool:
+    """Conv nets run faster with channels-last weights and activations under reduced precision
+    (oneDNN's bf16 kernels on the CPU: conv VAE step 56 -> 45 ms here) and on CUDA (tensor
+    cores); in float32 on the CPU it makes no measurable difference, so we leave it."""
+    has_conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+    return has_conv and (precision.dtype is not None or device.type == "cuda")
+
+
 def _rng_state(data_gen: torch.Generator, device: torch.device, ctx: distributed.Context) -> dict[str, torch.Tensor]:
     """The RNG states a checkpoint needs: the shared data generator, and each rank's own
     torch (and CUDA) state, which draws the latent noise. Rank 0's keep their plain names."""
@@ -159,7 +167,8 @@ def evaluate_loss(
     model.eval()
     device = model.device
     if ctx.enabled:
-        data = data.subset(distributed.shard(torch.arange(len(data), device=data.x.device), ctx))
+        mine = distributed.shard_slice(len(data), ctx)
+        data = Dataset(data.x[mine], None if data.y is None else data.y[mine])
     gen = torch.Generator(device=device).manual_seed(seed)
     # (n, recon, KL per latent dimension...) summed over examples, in float64
     sums = torch.zeros(2 + model.latent_dim, dtype=torch.float64, device=device)
@@ -259,6 +268,9 @@ def fit(
     elif ctx.enabled:
         _seed_rank(cfg.seed, ctx)
 
+    if _prefers_channels_last(model, device, precision):
+        model.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
+
     # what runs the training forward: DDP averages gradients across ranks during backward;
     # the compiled version serves full batches (fixed shapes: one graph), eager the rest
     net: torch.nn.Module = model
@@ -292,13 +304,15 @@ def fit(
                    unit="step", dynamic_ncols=True)  # fmt: skip
         for i in range(steps):
             idx = perm[i * global_bs : (i + 1) * global_bs]
-            x = train.x[idx]  # (B_global, *shape): the randomness below is drawn for the global batch
-            y = None if train.y is None else train.y[idx]
+            # (B_global, *shape); index_select gathers whole rows, ~7x faster than x[idx] on the CPU.
+            # The randomness below is drawn for the global batch, the same on every rank.
+            x = train.x.index_select(0, idx)
+            y = None if train.y is None else train.y.index_select(0, idx)
             if cfg.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=data_gen)
             x_in = x if corruption is None else corruption(x, data_gen)
             if ctx.enabled:  # this rank's slice, (B, *shape)
-                mine = distributed.shard(torch.arange(len(idx), device=device), ctx)
+                mine = distributed.shard_slice(len(idx), ctx)
                 x, x_in, y = x[mine], x_in[mine], None if y is None else y[mine]
             # the KL schedule's step: applied steps as last read, plus the steps since (exact
             # unless a step was skipped since the last read)
