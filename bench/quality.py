@@ -38,6 +38,9 @@ def recipes():
     return {
         "vaekit": lambda s, **k: C.train_vaekit(s, "conv", lr=1e-3, batch_size=128, **k),
         "vaekit-bf16": lambda s, **k: C.train_vaekit(s, "conv", lr=1e-3, batch_size=128, precision="bf16", **k),
+        # candidates tried for vaekit's defaults (see BENCHMARKS.md)
+        "vaekit-bf16-lr2e-3": lambda s, **k: C.train_vaekit(s, "conv", lr=2e-3, batch_size=128, precision="bf16", **k),
+        "vaekit-mlp-lr2e-3": lambda s, **k: C.train_vaekit(s, "mlp512", lr=2e-3, batch_size=128, **k),
         "pythae": lambda s, **k: C.train_pythae_readme(s, **k),
         "classic": lambda s, **k: C.train_classic(s, "mlp", lr=1e-3, batch_size=128, **k),
     }

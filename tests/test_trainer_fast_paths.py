@@ -158,3 +158,22 @@ def test_compile_trains_like_eager(digits, monkeypatch):
     assert results[True][0] == pytest.approx(results[False][0], abs=1e-3)
     for k, v in results[False][1].items():
         torch.testing.assert_close(results[True][1][k], v, atol=1e-4, rtol=1e-4)
+
+
+def test_cli_precision_flag_reaches_the_loop_and_is_recorded(tmp_path):
+    from vaekit import checkpoint as ckpt
+    from vaekit.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", "digits", "--arch", "mlp", "--hidden", "16", "--latent-dim", "3", "--epochs", "1",
+              "--precision", "bf16", "--out", str(tmp_path / "r"), "-q"])  # fmt: skip
+    assert e.value.code in (0, None)
+    assert ckpt.read_metrics(tmp_path / "r")[0]["precision"] == "bf16"
+
+
+def test_auto_precision_is_bf16_only_where_the_device_has_it():
+    from vaekit.trainer import Precision, native_bf16
+
+    cpu = torch.device("cpu")
+    assert Precision("auto", cpu).name == ("bf16" if native_bf16(cpu) else "fp32")
+    assert Precision("fp32", cpu).dtype is None and Precision("fp16", cpu).scaler is not None

@@ -94,8 +94,8 @@ def _check_train_config(cfg: TrainConfig, model_cfg: ModelConfig) -> None:
     KLControl.from_config(cfg, total_steps=1)  # validates the KL options
     if cfg.denoise:
         Corruption.parse(cfg.denoise)
-    if cfg.precision not in ("fp32", "bf16", "fp16"):
-        raise VaekitError(f"unknown --precision {cfg.precision!r}; choose fp32, bf16 or fp16")
+    if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise VaekitError(f"unknown --precision {cfg.precision!r}; choose auto, fp32, bf16 or fp16")
 
 
 def _data_info(data: DataSplits) -> dict[str, Any]:

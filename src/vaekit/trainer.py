@@ -89,13 +89,27 @@ def _is_fused(optimizer: torch.optim.Optimizer) -> bool:
     return bool(optimizer.param_groups[0].get("fused"))
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device computes in bfloat16 natively (so bf16 autocast is a clear win):
+    CUDA GPUs from Ampere on, CPUs with AMX or AVX512-BF16 (recent Xeons)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+        return bool(amx() or avx512_bf16())
+    return False
+
+
 class Precision:
     """Autocast for the forward pass and, for fp16, a GradScaler. bf16 needs no scaler (it has
     fp32's exponent range); fp16 does, or small gradients underflow to zero."""
 
     def __init__(self, name: str, device: torch.device):
+        if name == "auto":
+            name = "bf16" if native_bf16(device) else "fp32"
         if name not in PRECISIONS:
-            raise VaekitError(f"unknown precision {name!r}; choose {', '.join(PRECISIONS)}")
+            raise VaekitError(f"unknown precision {name!r}; choose auto, {', '.join(PRECISIONS)}")
         self.name, self.dtype, self.device = name, PRECISIONS[name], device
         self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
 
@@ -186,43 +200,54 @@ def evaluate_loss(
 
 
 class _Guard:
-    """The non-finite guard and the epoch's running sums, kept on the device.
+    """The non-finite guard and the epoch's per-step records, kept on the device.
 
-    Per step: ok = loss and gradient norm finite. The fused optimizer reads `found_inf`
-    (= not ok) and leaves weights and moments untouched when it is set; the sums only count
-    ok steps. Every `sync_every` steps the host reads the counters back and stops the run
-    if `max_bad_steps` steps in a row were not ok."""
+    Per step: bad = the loss or the gradient norm is not finite. The fused optimizer reads
+    `found_inf` (= bad) and leaves weights and moments untouched when it is set. Each step's
+    flag and (loss, recon, KL) sums go into preallocated buffers (a handful of device ops,
+    no host sync); every `sync_every` steps the host reads the new flags back, counts the
+    skipped steps and stops the run if `max_bad_steps` steps in a row were bad."""
 
-    def __init__(self, device: torch.device, ctx: distributed.Context):
+    def __init__(self, steps: int, device: torch.device, ctx: distributed.Context):
         self.ctx = ctx
-        f = dict(device=device, dtype=torch.float32)
-        self.found_inf = torch.zeros((), **f)
-        self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # examples, loss, recon, KL sums
-        self.counts = torch.zeros(3, **f)  # applied steps, skipped steps, longest bad run
-        self.run = torch.zeros((), **f)  # current run of bad steps
-        self.host = [0, 0, 0]  # the last counts read back
+        self.found_inf = torch.zeros((), device=device)
+        self.flags = torch.zeros(steps, device=device)  # 1.0 where the step was skipped
+        self.terms = torch.zeros(steps, 3, device=device)  # per step: loss * n, recon sum, KL sum
+        self.examples: list[int] = []  # per step, this rank's batch size (host-known)
+        self.read_upto, self.skipped, self.run, self.longest, self.applied_examples = 0, 0, 0, 0, 0
 
     def check(self, loss: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
-        bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
-        self.found_inf.copy_(bad)
+        # loss + norm is finite exactly when both are (short of a 1e38 overflow, also worth skipping)
+        self.found_inf.copy_(torch.isfinite(loss.detach().float() + norm).logical_not_())
         # grads are all-reduced, but the loss is each rank's own: every rank must skip together
         distributed.all_reduce_max_(self.found_inf, self.ctx)
         return self.found_inf
 
-    def record(self, n: int, loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor) -> None:
-        bad = self.found_inf
-        step = torch.stack([loss.detach().float(), recon.detach().float().mean(), kl.detach().float().mean()])
-        step = torch.where(bad == 0, step * n, 0.0)  # (3,) sums over the batch; NaN * 0 would poison them
-        self.sums[0] += (1 - bad) * n
-        self.sums[1:] += step
-        self.run.add_(bad).mul_(bad)  # +1 while bad, back to 0 when ok
-        self.counts[0] += 1 - bad
-        self.counts[1] += bad
-        torch.maximum(self.counts[2], self.run, out=self.counts[2])
+    def record(self, i: int, n: int, loss: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor) -> None:
+        self.flags[i] = self.found_inf
+        self.terms[i] = torch.stack([loss.detach().float() * n, recon.detach().float().sum(), kl.detach().float().sum()])
+        self.examples.append(n)
 
-    def read(self) -> list[int]:
-        self.host = [int(v) for v in self.counts.tolist()]  # the host sync
-        return self.host
+    def read(self, upto: int) -> None:
+        """Bring the flags of steps [read_upto, upto) to the host (the only sync)."""
+        for j, bad in enumerate(self.flags[self.read_upto : upto].tolist(), start=self.read_upto):
+            if bad:
+                self.skipped += 1
+                self.run += 1
+                self.longest = max(self.longest, self.run)
+            else:
+                self.run = 0
+                self.applied_examples += self.examples[j]
+        self.read_upto = upto
+
+    @property
+    def applied(self) -> int:
+        return self.read_upto - self.skipped
+
+    def sums(self, upto: int) -> list[float]:
+        """(loss, recon, KL) summed over the applied steps so far (bad steps' NaNs left out)."""
+        ok = (self.flags[:upto] == 0).unsqueeze(1)
+        return torch.where(ok, self.terms[:upto], 0.0).double().sum(0).tolist()
 
 
 def fit(
@@ -297,7 +322,7 @@ def fit(
         if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
             break
         t0 = time.perf_counter()
-        guard = _Guard(device, ctx)
+        guard = _Guard(steps, device, ctx)
         applied_at_sync = state["step"]  # host view of applied steps at the last read
         perm = torch.randperm(len(train), generator=data_gen, device=device)[:n]
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False,
@@ -316,7 +341,7 @@ def fit(
                 x, x_in, y = x[mine], x_in[mine], None if y is None else y[mine]
             # the KL schedule's step: applied steps as last read, plus the steps since (exact
             # unless a step was skipped since the last read)
-            step = applied_at_sync + (i % sync_every)
+            step = applied_at_sync + (i - guard.read_upto)
             forward = net_full if len(x) == bs else net
             with precision.autocast():
                 out = forward(x_in, y, target=x)
@@ -335,19 +360,19 @@ def fit(
                 optimizer.step()
             if precision.scaler is not None:
                 precision.scaler.update()
-            guard.record(len(x), loss, out.recon, out.kl)
+            guard.record(i, len(x), loss, out.recon, out.kl)
             if (i + 1) % sync_every == 0 or i == steps - 1:
-                applied, skipped, longest_bad = guard.read()
-                applied_at_sync = state["step"] + applied
-                if longest_bad >= cfg.max_bad_steps:
+                guard.read(i + 1)
+                applied_at_sync = state["step"] + guard.applied
+                if guard.longest >= cfg.max_bad_steps:
                     raise TrainingDiverged(
-                        f"training diverged: {longest_bad} steps in a row had a non-finite loss or gradient "
+                        f"training diverged: {guard.longest} steps in a row had a non-finite loss or gradient "
                         f"(epoch {epoch}); try a lower --lr, --grad-clip 1.0, or check the data"
                     )
                 if progress and ((i + 1) % LOG_EVERY < sync_every or i == steps - 1):
-                    seen, l, r, k = guard.sums.tolist()
-                    seen = max(seen, 1.0)
-                    bar.set_postfix(loss=f"{l / seen:.2f}", recon=f"{r / seen:.2f}", kl=f"{k / seen:.2f}",
+                    seen = max(guard.applied_examples, 1)
+                    l, r, k = (v / seen for v in guard.sums(i + 1))
+                    bar.set_postfix(loss=f"{l:.2f}", recon=f"{r:.2f}", kl=f"{k:.2f}",
                                     img_s=f"{(i + 1) * global_bs / (time.perf_counter() - t0):.0f}",
                                     refresh=False)  # fmt: skip
                     bar.update(i + 1 - bar.n)
@@ -355,10 +380,11 @@ def fit(
         optimizer.found_inf = None
         state["step"] = applied_at_sync
         seconds = time.perf_counter() - t0
-        distributed.all_reduce_sum_(guard.sums, ctx)
-        seen, l_sum, r_sum, k_sum = guard.sums.tolist()
+        totals = torch.tensor([float(guard.applied_examples), *guard.sums(steps)], dtype=torch.float64, device=device)
+        distributed.all_reduce_sum_(totals, ctx)  # every rank's examples and sums
+        seen, l_sum, r_sum, k_sum = totals.tolist()
         tr_loss, tr_recon, tr_kl = (v / max(seen, 1.0) for v in (l_sum, r_sum, k_sum))
-        skipped = guard.host[1]
+        skipped = guard.skipped
         v = evaluate_loss(model, val, cfg, seed=cfg.seed + 1, corruption=corruption)
         improved = v["loss"] < state["best_val"]
         if improved:
@@ -372,6 +398,7 @@ def fit(
             "val_loss": v["loss"], "val_recon": v["recon"], "val_kl": v["kl"], "val_nelbo": v["nelbo"],
             "beta": cfg.beta, "kl_weight": kl_control.weight(state["step"]),
             "capacity": kl_control.target(state["step"]), "seconds": seconds, "images_per_s": n / seconds, "skipped_steps": skipped,
+            "precision": precision.name,
         }  # fmt: skip
         history.append(row)
         if progress:
