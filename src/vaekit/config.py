@@ -49,7 +49,7 @@ class TrainConfig:
     free_bits: float | None = None  # minimum nats per latent dimension in the KL term
     capacity: str | None = None  # "C:N": beta * |KL - C_t|, C_t rising to C nats over N steps
     denoise: str | None = None  # train as a denoiser: gaussian:SIGMA, saltpepper:P or mask:P
-    precision: str = "fp32"  # "fp32" | "bf16" | "fp16": autocast for the forward pass (fp16 adds a GradScaler)
+    precision: str = "fp32"  # "auto" | "fp32" | "bf16" | "fp16": autocast for the forward pass (fp16 adds a GradScaler)
     compile: bool = False  # torch.compile the training forward (pays a compile time up front)
 
 
