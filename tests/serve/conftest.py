@@ -1,14 +1,16 @@
 """Tiny trained runs shared by the explorer's tests (digits, a few seconds each)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 import vaekit
 
-
-def pytest_configure(config):
-    # Recent Starlette prefers the httpx2 package for its TestClient and warns when it finds httpx.
-    config.addinivalue_line("filterwarnings", "ignore:.*httpx2.*")
+with warnings.catch_warnings():
+    # newer Starlette prefers the httpx2 package for its TestClient and warns, once, at import
+    warnings.filterwarnings("ignore", message=".*httpx2")
+    import fastapi.testclient  # noqa: F401
 
 
 def _train(path, data="digits", **options):

@@ -121,7 +121,8 @@ def test_the_page_in_a_real_browser(browser, server, tmp_path):
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
     page.wait_for_function("document.getElementById('decoded').getAttribute('src')", timeout=20_000)
     page.wait_for_function("document.querySelectorAll('#samples img').length === 24", timeout=20_000)
-    page.wait_for_function("document.querySelectorAll('#interp img').length === 10", timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('#interp-lerp img').length === 9 && "
+                           "document.querySelectorAll('#interp-slerp img').length === 9", timeout=20_000)
     n_sliders = page.locator("#sliders input[type=range]").count()
     assert n_sliders == page.evaluate("fetch('api/info').then(r => r.json()).then(i => i.latent_dim)")
 

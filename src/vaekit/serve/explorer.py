@@ -163,7 +163,7 @@ class Explorer:
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def build(cls, model, test: Dataset, *, class_names: list[str] | None = None, prior=None,
-              map_points: int = 10_000, score_reference: int = 2_000, score_samples: int = 4,
+              map_points: int = 10_000, score_reference: int = 1_000, score_samples: int = 4,
               seed: int = 0, run_dir: Path | None = None) -> "Explorer":  # fmt: skip
         """Encode (a seeded random subset of) the test split for the map and the slider
         statistics, and score `score_reference` test images for the anomaly percentiles."""

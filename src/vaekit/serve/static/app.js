@@ -18,6 +18,7 @@ const state = {
   marker: null,      // [u, v] of the ring on the map
   sampleSeed: 1,
   analysis: null,    // last upload / test-image analysis
+  path: null,        // the lerp interpolation's codes on the map plane, [[u, v], ...]
 };
 
 // -- helpers ---------------------------------------------------------------------------------------
@@ -283,6 +284,16 @@ function drawMap() {
     state.layer = renderLayer(w, h);
   }
   ctx.drawImage(state.layer, 0, 0, w, h);
+  if (state.path && state.path.length > 1) {
+    const pts = state.path.map(([u, v]) => toScreen(u, v, w, h));
+    ctx.setLineDash([5, 4]); ctx.lineWidth = 1.6; ctx.strokeStyle = "rgba(17, 24, 39, .75)";
+    ctx.beginPath(); pts.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y))); ctx.stroke();
+    ctx.setLineDash([]); ctx.fillStyle = "#111827";
+    for (const [x, y] of [pts[0], pts[pts.length - 1]]) { ctx.beginPath(); ctx.arc(x, y, 3.5, 0, 2 * Math.PI); ctx.fill(); }
+    ctx.font = "600 11px system-ui, sans-serif"; ctx.textAlign = "left";
+    ctx.fillText("A", pts[0][0] + 6, pts[0][1] - 6);
+    ctx.fillText("B", pts[pts.length - 1][0] + 6, pts[pts.length - 1][1] - 6);
+  }
   if (state.marker) {
     const [x, y] = toScreen(state.marker[0], state.marker[1], w, h);
     ctx.lineWidth = 3; ctx.strokeStyle = "#fff";
@@ -366,11 +377,16 @@ const loadThumb = async (which) => {
 const runInterpolation = latest(async () => {
   const a = parseInt($("interp-a").value, 10), b = parseInt($("interp-b").value, 10);
   const steps = parseInt($("interp-steps").value, 10);
-  const r = await api("api/interpolate", { json: { a, b, steps, method: $("interp-method").value } });
-  $("interp").replaceChildren(...r.images.map((src, i) => el("figure", {}, [
-    el("img", { class: "pix", src, alt: `step ${i}` }),
-    el("figcaption", { text: `t=${fmt(i / (steps - 1))}` }),
-  ])));
+  const [lerp, slerp] = await Promise.all(["lerp", "slerp"].map((method) =>
+    api("api/interpolate", { json: { a, b, steps, method } })));
+  for (const [name, r] of [["lerp", lerp], ["slerp", slerp]]) {
+    $(`interp-${name}`).replaceChildren(...r.images.map((src, i) => el("figure", {}, [
+      el("img", { class: "pix", src, alt: `${name} step ${i}` }),
+      el("figcaption", { text: name === "slerp" ? `t=${fmt(i / (steps - 1))}` : "" }),
+    ])));
+  }
+  state.path = lerp.z.map(project);
+  drawMap();
 });
 
 function setupInterpolation() {
@@ -387,7 +403,6 @@ function setupInterpolation() {
     $(`interp-${btn.dataset.dice}`).value = randomIndex();
     $(`interp-${btn.dataset.dice}`).dispatchEvent(new Event("change"));
   }));
-  $("interp-method").addEventListener("change", () => runInterpolation());
   $("interp-steps").addEventListener("input", () => {
     $("interp-steps-out").textContent = $("interp-steps").value;
     runInterpolation();
