@@ -7,6 +7,7 @@ Environment: VAEKIT_CHROMIUM (default /usr/bin/chromium); VAEKIT_REQUIRE_BROWSER
 that run folder instead of the tiny digits model; VAEKIT_SCREENSHOT is where the screenshot goes.
 """
 
+import contextlib
 import os
 import queue
 import shutil
@@ -51,40 +52,64 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
-def server(request):
+@contextlib.contextmanager
+def serving(run):
     """`vaekit serve RUN --port P` in a subprocess -> the address it printed."""
-    run = os.environ.get("VAEKIT_EXPLORER_RUN") or str(request.getfixturevalue("digits_run"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vaekit", "serve", run, "--port", str(port)],
+        [sys.executable, "-m", "vaekit", "serve", str(run), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    url, seen, deadline = None, [], time.monotonic() + 120
-    while url is None and time.monotonic() < deadline and proc.poll() is None:
+    try:
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+        url, seen, deadline = None, [], time.monotonic() + 120
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if f"http://127.0.0.1:{port}/" in line:
+                url = f"http://127.0.0.1:{port}/"
+        if url is None:
+            pytest.fail("vaekit serve did not print its address:\n" + "".join(seen))
+        for _ in range(200):  # the address is printed just before uvicorn binds
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
         try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        if f"http://127.0.0.1:{port}/" in line:
-            url = f"http://127.0.0.1:{port}/"
-    if url is None:
-        proc.kill()
-        pytest.fail("vaekit serve did not print its address:\n" + "".join(seen))
-    for _ in range(200):  # the address is printed just before uvicorn binds
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield {"url": url, "run": run}
-    proc.terminate()
-    proc.wait(timeout=20)
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    run = os.environ.get("VAEKIT_EXPLORER_RUN") or str(request.getfixturevalue("digits_run"))
+    with serving(run) as url:
+        yield {"url": url, "run": run}
+
+
+def _open(browser, url):
+    """A new page at url, ready; -> (page, console errors, requests to other hosts)."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    errors, foreign = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith((url, "data:")) else None)
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page.wait_for_function("document.getElementById('decoded').getAttribute('src')", timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('#samples img').length === 24", timeout=20_000)
+    return page, errors, foreign
 
 
 def _src(page, selector):
@@ -111,16 +136,7 @@ def _upload_file(tmp_path, run) -> Path:
 
 def test_the_page_in_a_real_browser(browser, server, tmp_path):
     url = server["url"]
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    errors, foreign = [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith((url, "data:")) else None)
-
-    page.goto(url)
-    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-    page.wait_for_function("document.getElementById('decoded').getAttribute('src')", timeout=20_000)
-    page.wait_for_function("document.querySelectorAll('#samples img').length === 24", timeout=20_000)
+    page, errors, foreign = _open(browser, url)
     page.wait_for_function("document.querySelectorAll('#interp-lerp img').length === 9 && "
                            "document.querySelectorAll('#interp-slerp img').length === 9", timeout=20_000)
     n_sliders = page.locator("#sliders input[type=range]").count()
@@ -176,3 +192,24 @@ def test_the_page_in_a_real_browser(browser, server, tmp_path):
     assert foreign == [], f"the page asked for something from another host: {foreign}"
     page.close()
 
+
+
+@pytest.mark.parametrize("run_fixture", ["cvae_run", "vector_run"])
+def test_the_page_for_other_kinds_of_model(browser, request, run_fixture):
+    """A conditional model with a 2-d latent space; feature vectors with a 1-d one and no labels."""
+    with serving(request.getfixturevalue(run_fixture)) as url:
+        page, errors, foreign = _open(browser, url)
+        before = page.eval_on_selector("#decoded", "el => el.getAttribute('src')")
+        box = page.locator("#map").bounding_box()
+        page.mouse.click(box["x"] + 0.6 * box["width"], box["y"] + 0.4 * box["height"])
+        _wait_changed(page, "#decoded", before)
+        page.click("#btn-upload-test")
+        page.wait_for_function("document.getElementById('upload-recon').getAttribute('src')", timeout=20_000)
+        if run_fixture == "cvae_run":
+            assert page.locator("#label-select option").count() == 10
+            before = page.eval_on_selector("#decoded", "el => el.getAttribute('src')")
+            page.select_option("#label-select", "7")
+            _wait_changed(page, "#decoded", before)
+        page.wait_for_timeout(300)
+        assert errors == [] and foreign == []
+        page.close()

@@ -452,14 +452,9 @@ async function uploadFile(file) {
 
 function setupUpload() {
   const { limits, is_image } = state.info;
-  if (!is_image) {
-    $("upload-card").querySelector(".upload-row").replaceChildren(
-      el("p", { class: "hint", text: "This model was trained on feature vectors, not images: there is nothing to upload." }),
-      $("btn-upload-test"));
-  }
+  const input = $("upload"), zone = $("dropzone");
   $("upload-limit").textContent = `PNG, JPEG, GIF, WebP…  up to ${(limits.max_upload_bytes / 2 ** 20).toFixed(0)} MiB; ` +
     `resized to ${state.info.data_shape.slice(1).join(" × ")}`;
-  const input = $("upload"), zone = $("dropzone");
   input.addEventListener("change", () => {
     if (input.files.length) uploadFile(input.files[0]).catch((e) => toast(e.message));
   });
@@ -469,6 +464,10 @@ function setupUpload() {
     e.preventDefault(); zone.classList.remove("over");
     if (e.dataTransfer.files.length) uploadFile(e.dataTransfer.files[0]).catch((err) => toast(err.message));
   });
+  if (!is_image) {
+    zone.replaceWith(el("p", { class: "hint",
+      text: "This model was trained on feature vectors, not images: there is no image to upload." }));
+  }
   $("btn-upload-test").addEventListener("click", async () => {
     try { showAnalysis(await api(`api/test/${randomIndex()}`)); } catch (e) { toast(e.message); }
   });
@@ -594,4 +593,6 @@ async function init() {
   document.body.dataset.ready = "1";  // for tests and screenshots: the first decode has been asked for
 }
 
-document.addEventListener("DOMContentLoaded", () => { init().catch((e) => toast(e.message)); });
+document.addEventListener("DOMContentLoaded", () => {
+  init().catch((e) => { console.error(e); toast(e.message); });
+});
