@@ -37,7 +37,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(ms: list[float]) -> dict[str, float]:
-    return {"n": len(ms), "median_ms": statistics.median(ms), "p95_ms": pct(ms, 95), "min_ms": min(ms), "max_ms": max(ms)}
+    return {"n": len(ms), "median_ms": statistics.median(ms), "p95_ms": pct(ms, 95),
+            "min_ms": min(ms), "max_ms": max(ms)}  # fmt: skip
 
 
 def start_server(run: Path, port: int, threads: int | None) -> subprocess.Popen:
@@ -104,22 +105,22 @@ def main() -> None:
             u = client.get("/api/map").json()["u"]
             span = (min(u), max(u))
 
-            def timed(name, fn):
+            def timed(name, method, url, **kw):
                 t0 = time.perf_counter()
-                r = fn()
+                r = client.request(method, url, **kw)
                 dt = 1000 * (time.perf_counter() - t0)
                 r.raise_for_status()
                 if name is not None:
                     times[name].append(dt)
 
             for i in range(args.warmup + args.rounds):
-                keep = None if i < args.warmup else True
+                keep = i >= args.warmup
                 z = rng.standard_normal(d).round(4).tolist()
-                timed(keep and "decode", lambda: client.post("/api/decode", json={"z": z}))
-                uv = rng.uniform(*span, size=2).tolist()
-                timed(keep and "map_decode", lambda: client.post("/api/map/decode", json={"u": uv[0], "v": uv[1]}))
+                timed("decode" if keep else None, "POST", "/api/decode", json={"z": z})
+                u, v = rng.uniform(*span, size=2).tolist()
+                timed("map_decode" if keep else None, "POST", "/api/map/decode", json={"u": u, "v": v})
                 if i % 10 == 0:
-                    timed(keep and "samples_24", lambda: client.get("/api/samples", params={"n": 24, "seed": i}))
+                    timed("samples_24" if keep else None, "GET", "/api/samples", params={"n": 24, "seed": i})
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -14,6 +14,7 @@ from vaekit import sampling
 from vaekit.serve import LOOPBACK_NAMES, Explorer
 from vaekit.serve.app import create_app
 
+
 @pytest.fixture(scope="module")
 def explorer(digits_run):
     return Explorer.from_run(digits_run, score_reference=60)

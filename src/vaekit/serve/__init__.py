@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import VaekitError
 from .explorer import Explorer
@@ -71,4 +71,4 @@ def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, dev
     uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning")
 
 
-__all__ = ["Explorer", "serve", "check_port", "is_loopback"]
+__all__ = ["Explorer", "check_port", "is_loopback", "serve"]

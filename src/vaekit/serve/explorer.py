@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ class LatentPlane:
     method: str  # "pca" or "identity"
 
     @classmethod
-    def fit(cls, mu: Tensor) -> "LatentPlane":
+    def fit(cls, mu: Tensor) -> LatentPlane:
         """mu: (N, D) posterior means."""
         d = mu.shape[1]
         if d <= 2:
@@ -164,7 +165,7 @@ class Explorer:
     @classmethod
     def build(cls, model, test: Dataset, *, class_names: list[str] | None = None, prior=None,
               map_points: int = 10_000, score_reference: int = 1_000, score_samples: int = 4,
-              seed: int = 0, run_dir: Path | None = None) -> "Explorer":  # fmt: skip
+              seed: int = 0, run_dir: Path | None = None) -> Explorer:  # fmt: skip
         """Encode (a seeded random subset of) the test split for the map and the slider
         statistics, and score `score_reference` test images for the anomaly percentiles."""
         if len(test) < 1:
@@ -181,13 +182,13 @@ class Explorer:
         y_ref = cls._cond_labels(model, test.y, ref)
         reference = scoring.anomaly_score(model, test.x[ref], y_ref, samples=score_samples, seed=seed)
         return cls(
-            model=model, test=test, class_names=class_names, prior=prior or model.prior, dims=dims, plane=plane,
-            map_index=map_index, map_xy=plane.project(enc["mu"]), score_reference=reference.sort().values,
-            run_dir=run_dir, score_samples=score_samples,
+            model=model, test=test, class_names=class_names, prior=prior if prior is not None else model.prior,
+            dims=dims, plane=plane, map_index=map_index, map_xy=plane.project(enc["mu"]),
+            score_reference=reference.sort().values, run_dir=run_dir, score_samples=score_samples,
         )  # fmt: skip
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, device: str = "cpu", prior=None, **options) -> "Explorer":
+    def from_run(cls, run_dir: str | Path, *, device: str = "cpu", prior=None, **options) -> Explorer:
         """Load a run folder's best model and its test split (options: see build)."""
         model = api.load(run_dir, device=device)
         data = api.load_run_data(model)
