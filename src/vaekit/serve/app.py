@@ -53,7 +53,8 @@ def _floats(t: torch.Tensor, digits: int = 5) -> list[float]:
 
 LatentValue = Annotated[float, Field(allow_inf_nan=False, ge=-Z_LIMIT, le=Z_LIMIT)]
 MapCoord = Annotated[float, Field(allow_inf_nan=False, ge=-Z_LIMIT, le=Z_LIMIT)]
-Label = Annotated[int | None, Field(description="Class label; conditional models only (they require it).")]
+Label = Annotated[int | None, Field(description="Class label; conditional models only (they require it).",
+                                    examples=[None])]
 
 
 class Strict(BaseModel):
@@ -207,8 +208,11 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     app = FastAPIOffline(
         title="vaekit explorer",
         version=__version__,
-        description=f"Latent space explorer for the run `{run_name}`. Images are PNG data URLs; "
-        "losses and scores are in nats per example. Errors are JSON `{\"detail\": \"...\"}`.",
+        description=f"Latent space explorer for the run `{run_name}`: its latent vectors have "
+        f"**{ex.latent_dim}** numbers" + (f" and it needs a `label` in 0..{ex.model.config.num_classes - 1}"
+                                          if ex.conditional else "; it takes no `label`")
+        + ". Images are PNG data URLs; losses and scores are in nats per example. "
+        "Errors are JSON `{\"detail\": \"...\"}`.",
     )
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
