@@ -181,6 +181,7 @@ def test_the_page_in_a_real_browser(browser, server, tmp_path):
     # the 422 of that bad request is logged by the browser as a failed resource load; nothing else may be
     errors = [e for e in errors if "422" not in e]
 
+    page.evaluate("document.activeElement && document.activeElement.blur()")
     page.wait_for_timeout(500)
     shot = Path(os.environ.get("VAEKIT_SCREENSHOT") or tmp_path / "explorer.png")
     shot.parent.mkdir(parents=True, exist_ok=True)

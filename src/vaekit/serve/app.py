@@ -259,12 +259,15 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         return MapOut(u=_floats(ex.map_xy[:, 0], 4), v=_floats(ex.map_xy[:, 1], 4), index=ex.map_index.tolist(),
                       label=labels)  # fmt: skip
 
+    # The two live decodes run on the event loop: one decode takes about a millisecond, and skipping the
+    # worker-thread hop measurably cuts their latency (bench/serve_latency.py). Slower work (samples,
+    # interpolation, uploads) stays in plain `def` routes, which FastAPI runs in its thread pool.
     @app.post("/api/decode", response_model=ImageOut, summary="Decode a latent vector")
-    def decode(req: DecodeRequest) -> ImageOut:
+    async def decode(req: DecodeRequest) -> ImageOut:
         return ImageOut(image=png_data_url(ex.decode(req.z, req.label)))
 
     @app.post("/api/map/decode", response_model=CodeImageOut, summary="Decode a point of the latent map")
-    def decode_map_point(req: MapPointRequest) -> CodeImageOut:
+    async def decode_map_point(req: MapPointRequest) -> CodeImageOut:
         z, image = ex.decode_map_point(req.u, req.v, req.label)
         return CodeImageOut(z=_floats(z), image=png_data_url(image))
 
