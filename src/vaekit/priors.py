@@ -43,6 +43,8 @@ from .errors import RunFolderError, VaekitError
 PRIOR_DIR = "priors"
 PRIOR_KINDS = ("standard", "gmm", "vae")
 PRIOR_FORMAT = "vaekit-prior/1"
+# how each kind is named in printed results ("decoded z ~ ...")
+PRIOR_NAMES = {"standard": "N(0, I)", "gmm": "the fitted Gaussian mixture", "vae": "the fitted second-stage VAE"}
 
 
 def _draw_device(generator: torch.Generator | None, device) -> torch.device | str:
