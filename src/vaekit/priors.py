@@ -209,7 +209,7 @@ def read_prior_info(run_dir: str | Path, kind: str) -> dict[str, Any]:
     if info.get("weights_sha256") != weights_digest(run_dir):
         raise RunFolderError(
             f"the {kind} prior in {run_dir} was fitted to earlier weights of this run; "
-            f"fit it again with `vaekit fit-prior {run_dir} --kind {kind}`"
+            f"fit it again with `vaekit fit-prior {run_dir} --kind {kind}`, or choose --prior standard"
         )
     return info
 
