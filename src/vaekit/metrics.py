@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .data import DataSplits, Dataset
 from .errors import VaekitError
+from .priors import PRIOR_NAMES
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: unit d is active when Cov_x(E_q[z_d]) > 0.01
 COLLAPSED_KL = 0.01  # nats: a latent dimension whose mean KL is below this carries no information
@@ -418,15 +419,16 @@ def feature_frechet_distance(classifier, a: Tensor, b: Tensor) -> float:
     return frechet_distance(*gaussian_stats(classifier.features(a)), *gaussian_stats(classifier.features(b)))
 
 
-def generate(model, n: int, *, seed: int = 0, z: Tensor | None = None) -> Tensor:
-    """n examples decoded (likelihood means) from z ~ N(0, I), or from the given codes z (n, D);
-    a conditional model gets labels 0, 1, ..., K-1, 0, 1, ... -> (n, *data_shape) on the CPU."""
+def generate(model, n: int, *, seed: int = 0, z: Tensor | None = None, prior=None) -> Tensor:
+    """n examples decoded (likelihood means) from z ~ prior (N(0, I) unless a fitted prior from
+    vaekit.priors is given), or from the given codes z (n, D); a conditional model gets labels
+    0, 1, ..., K-1, 0, 1, ... -> (n, *data_shape) on the CPU."""
     from .sampling import _images, sample
 
     k = model.config.num_classes
     y = None if k == 0 else torch.arange(n) % k
     if z is None:
-        return sample(model, n, seed=seed, y=y)
+        return sample(model, n, seed=seed, y=y, prior=prior)
     with torch.no_grad():  # the models have no dropout or batch norm: eval mode changes nothing here
         return torch.cat([_images(model, zz, None if y is None else y[i : i + 1024])
                           for i, zz in zip(range(0, n, 1024), z.split(1024))])  # fmt: skip
@@ -443,11 +445,13 @@ def class_confidence(classifier, x: Tensor) -> dict[str, float]:
 
 
 def sample_metrics(
-    model, data: DataSplits, classifier, *, split: str = "test", n: int | None = None, seed: int = 0
+    model, data: DataSplits, classifier, *, split: str = "test", n: int | None = None, seed: int = 0, prior=None
 ) -> dict[str, Any]:
-    """FD (classifier features) between n samples from N(0, I) and the split's examples, with two
+    """FD (classifier features) between n samples from the prior and the split's examples, with two
     references on the same features and n: the model's reconstructions, and the training set
-    itself (the floor that a perfect generator would reach, up to sampling noise)."""
+    itself (the floor that a perfect generator would reach, up to sampling noise).
+    prior: what samples are drawn from (None: N(0, I)); with a fitted prior (vaekit.priors) the
+    FD of N(0, I) samples is reported too, as fd_samples_standard."""
     ref = data.split(split)
     n = min(n or len(ref), len(ref))
     if n < 2:
@@ -455,14 +459,17 @@ def sample_metrics(
     ref_x = ref.x[:n]
     ref_stats = gaussian_stats(classifier.features(ref_x))
     fd = lambda x: frechet_distance(*gaussian_stats(classifier.features(x)), *ref_stats)  # noqa: E731
-    samples = generate(model, n, seed=seed)
+    samples = generate(model, n, seed=seed, prior=prior)
+    kind = getattr(prior, "kind", "standard")
     from .sampling import reconstruct
 
     recon = torch.cat([reconstruct(model, x, _labels_for(model, y)) for x, y in ref.subset(torch.arange(n)).batches(512)])
     train_x = data.train.x[torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n]]
     return {
         "n": n,
+        "prior": kind,
         "fd_samples": fd(samples),
+        **({} if kind == "standard" else {"fd_samples_standard": fd(generate(model, n, seed=seed))}),
         "fd_reconstructions": fd(recon),
         "fd_train_reference": fd(train_x),
         **{f"samples_{k}": v for k, v in class_confidence(classifier, samples).items()},
@@ -486,10 +493,12 @@ def evaluate(
     batch_size: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    prior=None,
 ) -> dict[str, Any]:
     """Every metric for one model on one split -> a JSON-ready dict with sections
-    likelihood (VAE only), latent, reconstruction, samples (with a FeatureClassifier), and the
-    seconds each took. max_examples: evaluate on the first N examples of the split only.
+    likelihood (VAE only), latent, reconstruction, samples (with a FeatureClassifier; drawn from
+    `prior`, N(0, I) when None), and the seconds each took. max_examples: evaluate on the first
+    N examples of the split only.
     A run trained with dynamic binarization is evaluated on one fixed (seeded) binarization of
     the split, as the literature does, so its Bernoulli NLL is a proper one in bits/dim."""
     if iw_samples < 1:
@@ -516,7 +525,8 @@ def evaluate(
                                                   seed=seed, progress=progress)),
         ("latent", lambda: latent_metrics(model, ds)),
         ("reconstruction", lambda: reconstruction_metrics(model, ds, classifier=classifier)),
-        ("samples", lambda: sample_metrics(model, data, classifier, split=split, n=n_samples, seed=seed)),
+        ("samples", lambda: sample_metrics(model, data, classifier, split=split, n=n_samples, seed=seed,
+                                                prior=prior)),
     ]  # fmt: skip
     for name, fn in sections:
         if name == "likelihood" and not model.stochastic:
@@ -585,8 +595,12 @@ def metric_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                          f"on reconstructions (on the originals: {rec['classifier_accuracy_original']:.1%})"))  # fmt: skip
     smp = res.get("samples")
     if smp:
+        drawn = PRIOR_NAMES.get(smp.get("prior", "standard"), smp.get("prior"))
         rows.append(("samples", "FD (classifier features)", f"{smp['fd_samples']:.3f}",
-                     f"{smp['n']} decoded z ~ N(0, I) vs {res['split']} examples; lower is better; not FID"))  # fmt: skip
+                     f"{smp['n']} decoded z ~ {drawn} vs {res['split']} examples; lower is better; not FID"))  # fmt: skip
+        if smp.get("fd_samples_standard") is not None:
+            rows.append(("samples", "FD, z ~ N(0, I)", f"{smp['fd_samples_standard']:.3f}",
+                         "the same, drawn from N(0, I) instead of the fitted prior"))  # fmt: skip
         rows.append(("samples", "FD references", f"{smp['fd_reconstructions']:.3f} / {smp['fd_train_reference']:.3f}",
                      "reconstructions / training examples (the floor) vs the same examples"))  # fmt: skip
         rows.append(("samples", "classifier on samples", f"confidence {smp['samples_confidence']:.1%}",

@@ -99,9 +99,16 @@ class KLControl:
         return c_max * min(1.0, step / steps)
 
     def loss(self, out: ModelOutput, step: int) -> Tensor:
-        recon = out.recon.mean()
-        kl = free_bits_kl(out.kl_per_dim, self.free_bits) if self.free_bits else out.kl.mean()
-        c = self.target(step)
+        return self._combine(out.recon, out.kl_per_dim, self.weight(step), self.target(step))
+
+    def final_loss(self, recon: Tensor, kl_per_dim: Tensor) -> Tensor:
+        """The objective once every schedule has run its course (weight beta, capacity C):
+        what validation measures, so the best epoch is judged by what training aims at.
+        recon (B,), kl_per_dim (B, D) -> scalar."""
+        return self._combine(recon, kl_per_dim, self.beta, None if self.capacity is None else self.capacity[0])
+
+    def _combine(self, recon: Tensor, kl_per_dim: Tensor, weight: float, c: float | None) -> Tensor:
+        kl = free_bits_kl(kl_per_dim, self.free_bits) if self.free_bits else kl_per_dim.sum(-1).mean()
         if c is not None:
-            return recon + self.weight(step) * (kl - c).abs()
-        return recon + self.weight(step) * kl
+            return recon.mean() + weight * (kl - c).abs()
+        return recon.mean() + weight * kl

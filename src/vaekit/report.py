@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from . import checkpoint as ckpt
-from . import metrics, plots, sampling
+from . import metrics, plots, priors, sampling
 from .errors import VaekitError
 
 REPORT_FILE = "report.html"
@@ -151,44 +151,68 @@ def scatter_png(model, data, class_names, title: str) -> bytes:
                                                      class_names=class_names, title=title))  # fmt: skip
 
 
-def _samples(model, n: int, seed: int) -> torch.Tensor:
+def _samples(model, n: int, seed: int, prior=None) -> torch.Tensor:
     k = model.config.num_classes
-    return sampling.sample(model, n, seed=seed, y=None if k == 0 else torch.arange(n) % k)
+    return sampling.sample(model, n, seed=seed, y=None if k == 0 else torch.arange(n) % k, prior=prior)
+
+
+def run_prior(model, kind: str | None = None):
+    """The prior a run's samples come from, as `vaekit sample` chooses it: `kind` (standard, gmm
+    or vae), else the prior fitted last with `vaekit fit-prior`, else N(0, I)."""
+    run_dir = getattr(model, "run_dir", None)
+    if run_dir is None:
+        if kind not in (None, "standard"):
+            raise VaekitError(f"a {kind} prior needs a run folder; this model has none")
+        return model.prior
+    return priors.load_sampling_prior(run_dir, kind, device=str(model.device))
 
 
 # -- the report -----------------------------------------------------------------------------------
 
 
 def load_or_evaluate(model, data, *, run_dir: Path, metrics_path: Path | None, iw_samples: int,
-                     progress: bool) -> tuple[dict[str, Any], str]:  # fmt: skip
+                     progress: bool, prior=None) -> tuple[dict[str, Any], str]:  # fmt: skip
     """The run's saved evaluation (metrics_path, else run_dir/evaluation.json), or a new one that
-    is saved there -> (result, where it came from)."""
+    is saved there (its samples drawn from `prior`) -> (result, where it came from)."""
     path = Path(metrics_path) if metrics_path is not None else run_dir / EVALUATION_FILE
     if path.is_file():
         try:
             res = json.loads(path.read_text())
             if not isinstance(res, dict) or "model" not in res or "seconds" not in res:
                 raise ValueError("not a vaekit evaluation")
-            return res, f"from {path}"
+            return res, f"from {path}" + _stale_prior_note(res, prior)
         except (OSError, ValueError) as e:
             raise VaekitError(f"{path} is not a vaekit evaluation file ({e}); run `vaekit evaluate` again") from None
     if metrics_path is not None:
         raise VaekitError(f"no such metrics file: {metrics_path}")
-    res = evaluate_model(model, data, iw_samples=iw_samples, progress=progress)
+    res = evaluate_model(model, data, iw_samples=iw_samples, progress=progress, prior=prior)
     ckpt.atomic_write(path, json.dumps(res, indent=2) + "\n")
     return res, f"computed now with k={iw_samples} and saved to {path}"
 
 
-def evaluate_model(model, data, *, progress: bool = False, **kwargs) -> dict[str, Any]:
-    """metrics.evaluate with the run's feature classifier when the data have labels."""
+def _stale_prior_note(res: dict[str, Any], prior) -> str:
+    """A saved evaluation whose FD used another prior than the report's samples (a prior was
+    fitted since): say so rather than silently mixing the two."""
+    saved = (res.get("samples") or {}).get("prior", "standard")
+    now = getattr(prior, "kind", "standard")
+    if not res.get("samples") or saved == now:
+        return ""
+    return (f"; its FD used samples from {priors.PRIOR_NAMES.get(saved, saved)}, the samples below come from "
+            f"{priors.PRIOR_NAMES.get(now, now)}: run `vaekit evaluate` again to measure them")
+
+
+def evaluate_model(model, data, *, progress: bool = False, prior=None, **kwargs) -> dict[str, Any]:
+    """metrics.evaluate with the run's feature classifier when the data have labels, and its
+    samples drawn from `prior` (None: the run's prior, see run_prior)."""
     import time
 
     from . import classifier as clf
 
+    prior = run_prior(model) if prior is None else prior
     t0 = time.perf_counter()
     feature_classifier = clf.for_model(model, data, progress=progress) if data.has_labels else None
     seconds = time.perf_counter() - t0
-    res = metrics.evaluate(model, data, classifier=feature_classifier, progress=progress, **kwargs)
+    res = metrics.evaluate(model, data, classifier=feature_classifier, progress=progress, prior=prior, **kwargs)
     res["seconds"]["classifier"] = seconds  # cached after the first time
     if feature_classifier is None:
         res["notes"] = [f"{data.name} has no labels, so no feature classifier and no FD"]
@@ -204,11 +228,14 @@ def write_report(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = False,
+    prior: str | None = None,
 ) -> Path:
     """Write run_dir/report.html (or `out`): metrics table, loss curves, KL per dimension,
     reconstructions, samples, interpolations, traversals and the latent scatter. Metrics come
     from `vaekit evaluate`'s JSON when there is one (metrics_path, or run_dir/evaluation.json),
-    else they are computed with iw_samples importance samples and saved there."""
+    else they are computed with iw_samples importance samples and saved there. Samples (and
+    the FD computed now) come from `prior` (standard, gmm or vae; None: the prior fitted last
+    with `vaekit fit-prior`, else N(0, I)), as for `vaekit sample`."""
     from .api import load, load_run_data
 
     run_dir = Path(run_dir)
@@ -217,8 +244,9 @@ def write_report(
     out = Path(out) if out is not None else run_dir / REPORT_FILE
     if out.is_dir():
         raise VaekitError(f"--out {out} is a folder; give the path of the HTML file to write")
+    sample_prior = run_prior(model, prior)
     res, source = load_or_evaluate(model, data, run_dir=run_dir, metrics_path=metrics_path,
-                                   iw_samples=iw_samples, progress=progress)  # fmt: skip
+                                   iw_samples=iw_samples, progress=progress, prior=sample_prior)  # fmt: skip
     cfg, info = model.run_config, model.run_info
     test = data.test
     kind = cfg.model.kind.upper()
@@ -246,8 +274,9 @@ def write_report(
     grid, per_row = reconstruction_grid(model, test)
     sections.append(("Reconstructions", figure(grid_png(grid, nrow=per_row),
                      "test examples (odd rows) and their reconstructions from the posterior mean (even rows)")))  # fmt: skip
-    sections.append(("Samples", figure(grid_png(_samples(model, 64, seed), nrow=8),
-                     f"64 decoded z ~ N(0, I) (likelihood means), seed {seed}")))  # fmt: skip
+    drawn = priors.PRIOR_NAMES.get(getattr(sample_prior, "kind", "standard"), "the prior")
+    sections.append(("Samples", figure(grid_png(_samples(model, 64, seed, sample_prior), nrow=8),
+                     f"64 decoded z ~ {drawn} (likelihood means), seed {seed}")))  # fmt: skip
     pairs = interpolation_pairs(test, 6)
     if pairs:
         sections.append(("Interpolations", figure(grid_png(interpolation_grid(model, test, pairs), nrow=10),

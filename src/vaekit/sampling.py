@@ -41,6 +41,27 @@ def _labels(model, y, n: int) -> Tensor | None:
     return y.expand(n) if y.numel() == 1 else y
 
 
+def class_index(model, label: str | int) -> int:
+    """A label as a user writes it -> the model's class index. Where the classes have names
+    ("Sneaker") a name or an index 0..K-1 works; where the names are the data's own integer
+    labels (3..12 in an .npz), only those values do, so "7" always means the user's label 7."""
+    k = model.config.num_classes
+    if k == 0:
+        raise VaekitError("this model is not conditional; it takes no --label")
+    names = [str(n) for n in (getattr(model, "run_info", {}) or {}).get("class_names") or []]
+    text = str(label).strip()
+    if text in names:
+        return names.index(text)
+    numeric_names = bool(names) and all(n.lstrip("-").isdigit() for n in names)
+    if not numeric_names and text.lstrip("-").isdigit() and 0 <= int(text) < k:
+        return int(text)
+    if numeric_names:
+        known = ", ".join(names)
+    else:
+        known = ", ".join(f"{i}: {n}" for i, n in enumerate(names)) if names else f"0..{k - 1}"
+    raise VaekitError(f"unknown label {text!r}; this model's classes are {known}")
+
+
 def _images(model, z: Tensor, y: Tensor | None) -> Tensor:
     out = model.decode_mean(z.to(model.device), None if y is None else y.to(model.device))
     if len(model.data_shape) == 3:

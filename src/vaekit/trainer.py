@@ -172,8 +172,10 @@ def _grad_norm(params: list[torch.nn.Parameter], clip: float | None) -> torch.Te
 def evaluate_loss(
     model, data: Dataset, cfg: TrainConfig, *, seed: int, corruption: Corruption | None = None, batch_size: int = 256
 ) -> dict[str, float]:
-    """Mean loss = recon + beta * KL, recon and KL (nats per example) over a dataset, with fixed
-    noise (seeded). KL schedules do not apply: this is the objective training aims at.
+    """Mean loss, recon and KL (nats per example) over a dataset, with fixed noise (seeded).
+    The loss is the objective once the KL schedules have run their course (recon + beta * KL;
+    free bits per dimension over the whole set; beta * |KL - C| at the final capacity C): the
+    objective training aims at, so the best epoch is not simply the one with the least KL.
     batch_size 256 keeps a conv model's evaluation activations well below the training data's size.
     Under torchrun each rank evaluates its own shard and the sums are all-reduced, so every
     rank returns the same numbers (for the whole dataset)."""
@@ -196,8 +198,10 @@ def evaluate_loss(
     model.train(was_training)
     distributed.all_reduce_sum_(sums, ctx)
     n = max(float(sums[0]), 1.0)
-    recon, kl = float(sums[1]) / n, float(sums[2:].sum()) / n
-    return {"loss": recon + cfg.beta * kl, "recon": recon, "kl": kl, "nelbo": recon + kl}
+    recon, kl_per_dim = sums[1] / n, sums[2:] / n  # (), (D,)
+    loss = KLControl.from_config(cfg, total_steps=1).final_loss(recon[None], kl_per_dim[None])
+    recon, kl = float(recon), float(kl_per_dim.sum())
+    return {"loss": float(loss), "recon": recon, "kl": kl, "nelbo": recon + kl}
 
 
 class _Guard:

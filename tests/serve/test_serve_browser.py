@@ -150,6 +150,12 @@ def test_the_page_in_a_real_browser(browser, server, tmp_path):
     _wait_changed(page, "#decoded", before)
     assert page.inner_text("#decoded-caption") == "from the sliders"
 
+    # "draw z from the prior" takes a code drawn by the server from the run's prior
+    before = _src(page, "#decoded")
+    page.click("#btn-prior")
+    _wait_changed(page, "#decoded", before)
+    assert page.inner_text("#decoded-caption") == "a draw from N(0, I)"
+
     # clicking the map decodes that point, and dragging keeps decoding
     box = page.locator("#map").bounding_box()
     before = _src(page, "#decoded")

@@ -28,6 +28,7 @@ def evaluate(
     sample_quality: bool = typer.Option(True, "--sample-quality/--no-sample-quality", help="Measure FD (classifier features); trains and caches a small classifier the first time."),
     batch_size: Optional[int] = typer.Option(None, help="Examples per IWAE batch. (default: sized from --iw-samples)", show_default=False),
     seed: int = typer.Option(0, help="Seed of every random draw of the evaluation."),
+    prior: Optional[str] = typer.Option(None, help="Draw the FD's samples from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)", show_default=False),
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
     out: Optional[Path] = typer.Option(None, help="Also write the JSON here. (<run>/evaluation.json, which `vaekit report` reads, is always written)", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -42,7 +43,8 @@ def evaluate(
     data = api.load_run_data(model)
     if sample_quality:
         res = report_mod.evaluate_model(model, data, iw_samples=iw_samples, split=split, max_examples=max_examples,
-                                        n_samples=n_samples, batch_size=batch_size, seed=seed, progress=not quiet)  # fmt: skip
+                                        n_samples=n_samples, batch_size=batch_size, seed=seed, progress=not quiet,
+                                        prior=report_mod.run_prior(model, prior))  # fmt: skip
     else:
         res = metrics.evaluate(model, data, iw_samples=iw_samples, split=split, max_examples=max_examples,
                                batch_size=batch_size, seed=seed, progress=not quiet)  # fmt: skip
@@ -83,6 +85,7 @@ def report(
     metrics_file: Optional[Path] = typer.Option(None, "--metrics", help="An evaluation JSON from `vaekit evaluate --out`. (default: <run>/evaluation.json, computed now when missing)", show_default=False),
     iw_samples: int = typer.Option(100, "--iw-samples", "-k", help="Importance samples when the metrics must be computed now."),
     seed: int = typer.Option(0, help="Seed of the samples shown."),
+    prior: Optional[str] = typer.Option(None, help="Draw the samples from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)", show_default=False),
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -90,5 +93,5 @@ def report(
     from ..trainer import resolve_device
 
     path = report_mod.write_report(run, out=out, metrics_path=metrics_file, iw_samples=iw_samples, seed=seed,
-                                   device=str(resolve_device(device)), progress=not quiet)  # fmt: skip
+                                   device=str(resolve_device(device)), progress=not quiet, prior=prior)  # fmt: skip
     typer.echo(f"wrote {path}  (self-contained: images embedded, opens offline)")

@@ -12,6 +12,7 @@ import typer
 from .. import api, plots, sampling
 from ..data import load_image
 from ..errors import VaekitError
+from ..priors import load_sampling_prior
 from . import app
 from .options import int_list
 
@@ -24,13 +25,16 @@ def sample(
     n: int = typer.Option(64, "-n", "--n", help="How many samples."),
     seed: int = typer.Option(0, help="Seed of the latent draws."),
     temperature: float = typer.Option(1.0, help="Scale of the prior's standard deviation (< 1: safer, less varied)."),
-    label: Optional[int] = typer.Option(None, help="Class to generate (conditional models only)."),
+    label: Optional[str] = typer.Option(None, help="Class to generate, by name or index (conditional models only).", show_default=False),
+    prior: Optional[str] = typer.Option(None, help="Draw z from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)", show_default=False),
     out: Path = typer.Option(Path("samples.png"), help="PNG to write."),
 ) -> None:
-    """Decode z ~ N(0, I) into new examples."""
+    """Decode codes z drawn from the prior (N(0, I), or a prior fitted with `vaekit fit-prior`) into new examples."""
     model = api.load(run)
-    x = sampling.sample(model, n, temperature=temperature, y=label, seed=seed)
-    typer.echo(f"wrote {plots.save_grid(out, x)}  ({n} samples, temperature {temperature})")
+    p = load_sampling_prior(run, prior, device=str(model.device))
+    y = None if label is None else sampling.class_index(model, label)
+    x = sampling.sample(model, n, temperature=temperature, y=y, seed=seed, prior=p)
+    typer.echo(f"wrote {plots.save_grid(out, x)}  ({n} samples, prior {p.kind}, temperature {temperature})")
 
 
 def _split_data(model, split: str):
@@ -97,12 +101,13 @@ def traverse(
     range_: float = typer.Option(3.0, "--range", help="Vary each dimension from -R to +R around the base code."),
     steps: int = typer.Option(9, help="Images per dimension."),
     index: Optional[int] = typer.Option(None, help="Base code: the posterior mean of this test example. (default: z = 0)", show_default=False),
-    label: Optional[int] = typer.Option(None, help="Class (conditional models only)."),
+    label: Optional[str] = typer.Option(None, help="Class, by name or index (conditional models only).", show_default=False),
     out: Path = typer.Option(Path("traverse.png"), help="PNG to write: one row per dimension."),
 ) -> None:
     """Vary one latent dimension at a time and decode."""
     model = api.load(run)
     x = None
+    label = None if label is None else sampling.class_index(model, label)
     if index is not None:
         data = _split_data(model, "test")
         x, y = _example(model, data, str(index))

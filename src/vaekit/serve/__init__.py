@@ -53,7 +53,8 @@ def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, dev
           max_upload_mb: float = 8.0, map_points: int = 10_000, prior=None,
           echo: Callable[[str], None] = print) -> None:  # fmt: skip
     """Serve the explorer for one run folder until interrupted. Binds to loopback unless told
-    otherwise; opens no browser. prior: what samples are drawn from (default: the model's)."""
+    otherwise; opens no browser. prior: what samples are drawn from: a prior, or its kind
+    (standard, gmm or vae); None: the prior fitted last with `vaekit fit-prior`, else N(0, I)."""
     import uvicorn
 
     from .app import create_app

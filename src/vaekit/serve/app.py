@@ -93,6 +93,7 @@ class CodeImageOut(BaseModel):
 
 class SamplesOut(BaseModel):
     images: list[str]
+    z: list[list[float]]  # the codes drawn from the prior, one per image
     temperature: float
     seed: int | None
 
@@ -278,8 +279,9 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         seed: int | None = Query(None, ge=0, lt=2**63, description="Seed of the draws (omit: random)."),
         label: int | None = Query(None, description="Class label (conditional models only)."),
     ) -> SamplesOut:
-        x = ex.samples(n, temperature=temperature, seed=seed, label=label)
-        return SamplesOut(images=[png_data_url(i) for i in x], temperature=temperature, seed=seed)
+        x, z = ex.samples(n, temperature=temperature, seed=seed, label=label, return_z=True)
+        return SamplesOut(images=[png_data_url(i) for i in x], z=[_floats(r) for r in z], temperature=temperature,
+                          seed=seed)  # fmt: skip
 
     def _analysis(a: Analysis, *, index=None, label=None) -> AnalysisOut:
         score = ScoreOut(name=scoring.SCORE_NAME, units=scoring.SCORE_UNITS, value=round(a.score, 3),

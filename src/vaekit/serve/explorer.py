@@ -23,6 +23,7 @@ from .. import api, sampling
 from .. import checkpoint as ckpt
 from ..data import Dataset
 from ..errors import DataError, VaekitError
+from ..priors import load_sampling_prior
 from . import scoring
 
 # Codes farther out than this are no latent value a user means (the prior's sd is 1, and AE
@@ -189,8 +190,12 @@ class Explorer:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, device: str = "cpu", prior=None, **options) -> Explorer:
-        """Load a run folder's best model and its test split (options: see build)."""
+        """Load a run folder's best model and its test split (options: see build). prior: a
+        prior object, or its kind (standard, gmm or vae); None: the prior fitted last with
+        `vaekit fit-prior`, else N(0, I), as `vaekit sample` chooses."""
         model = api.load(run_dir, device=device)
+        if prior is None or isinstance(prior, str):
+            prior = load_sampling_prior(run_dir, prior, device=str(model.device))
         data = api.load_run_data(model)
         return cls.build(model, data.test, class_names=data.class_names, prior=prior, run_dir=Path(run_dir), **options)
 
@@ -272,14 +277,15 @@ class Explorer:
         return z, self.decode(z, label)
 
     def samples(self, n: int, *, temperature: float = 1.0, seed: int | None = None,
-                label: int | None = None) -> Tensor:  # fmt: skip
-        """n images decoded from the prior at this temperature -> (n, *data_shape)."""
+                label: int | None = None, return_z: bool = False) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
+        """n images decoded from the prior at this temperature -> (n, *data_shape)
+        (and their codes (n, D) with return_z)."""
         if not 1 <= n <= MAX_SAMPLES:
             raise VaekitError(f"the number of samples must lie in 1..{MAX_SAMPLES}")
         if not (math.isfinite(temperature) and temperature > 0):
             raise VaekitError("temperature must be a positive finite number")
         return sampling.sample(self.model, n, temperature=temperature, seed=seed, y=self.check_label(label),
-                               prior=self.prior)  # fmt: skip
+                               prior=self.prior, return_z=return_z)  # fmt: skip
 
     def example(self, index: int) -> tuple[Tensor, int | None]:
         """Test example -> (x (*data_shape), label or None)."""

@@ -5,6 +5,10 @@
 const TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const N_SAMPLES = 24;
+// /api/info's prior (a class name) in words; fitted priors come from `vaekit fit-prior`
+const PRIOR_NAMES = { StandardNormal: "N(0, I)", GaussianMixturePrior: "the fitted Gaussian mixture",
+                      SecondStagePrior: "the fitted second-stage VAE" };
+const priorName = (p) => PRIOR_NAMES[p] || p;
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -173,20 +177,19 @@ function randomIndex() {
   return Math.floor(Math.random() * state.info.n_test);
 }
 
-function gaussian() {
-  const u = 1 - Math.random(), v = Math.random();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-}
-
 function setupDecoder() {
   buildSliders();
   $("btn-zero").addEventListener("click", () => {
-    setCode(new Array(state.info.latent_dim).fill(0), "z = 0 (the prior's mean)");
+    setCode(new Array(state.info.latent_dim).fill(0), "z = 0 (the mean of N(0, I))");
     decode(state.z.slice());
   });
-  $("btn-prior").addEventListener("click", () => {
-    setCode(Array.from({ length: state.info.latent_dim }, gaussian), "a draw from N(0, I)");
-    decode(state.z.slice());
+  $("btn-prior").addEventListener("click", async () => {
+    // drawn by the server: the run's prior (a fitted one when `vaekit fit-prior` made one)
+    try {
+      const r = await api(`api/samples?n=1&seed=${Math.floor(Math.random() * 2 ** 31)}${labelQuery()}`);
+      setCode(r.z[0], `a draw from ${priorName(state.info.prior)}`);
+      decode(state.z.slice());
+    } catch (e) { toast(e.message); }
   });
   $("btn-test").addEventListener("click", () => showTestImage(randomIndex()).catch((e) => toast(e.message)));
   if (state.info.conditional) {
@@ -352,7 +355,7 @@ const loadSamples = latest(async () => {
 });
 
 function setupSamples() {
-  $("samples-subtitle").textContent = `z ~ ${state.info.prior === "StandardNormal" ? "N(0, I)" : state.info.prior}, decoded`;
+  $("samples-subtitle").textContent = `z ~ ${priorName(state.info.prior)}, decoded`;
   $("temperature").addEventListener("input", () => {
     $("temperature-out").textContent = fmt(parseFloat($("temperature").value));
     loadSamples();  // the same seed: watch the same samples sharpen or spread
@@ -532,7 +535,7 @@ function renderRun(run) {
     if (best.val_nelbo !== undefined) table.push(["… negative ELBO", `${fmt(best.val_nelbo)} nats/example`]);
   }
   if (seconds) table.push(["training time", seconds > 120 ? `${fmt(seconds / 60, 1)} min` : `${fmt(seconds, 1)} s`]);
-  table.push(["sampling prior", info.prior]);
+  table.push(["sampling prior", priorName(info.prior)]);
   if (meta.created) table.push(["created", `${meta.created} (vaekit ${meta.vaekit_version || "?"})`]);
   $("run-table").replaceChildren(...table.map(([k, v]) => el("tr", {}, [el("td", { text: k }), el("td", { text: v })])));
   $("run-config").textContent = JSON.stringify(cfg, null, 2);

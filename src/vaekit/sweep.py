@@ -1,0 +1,343 @@
+"""The beta trade-off, measured: one model per beta (and an AE point), the same seed, data
+and budget, then the rate-distortion curve, ELBO and sample quality against beta, active
+units against beta, samples and reconstructions side by side, and a table.
+
+    from vaekit.sweep import run_sweep
+    rows = run_sweep("fashion-mnist", betas=[0.1, 1, 4], out="runs/sweep", epochs=10, arch="mlp")
+
+The sweep folder holds one ordinary run folder per point (beta-0.1/, beta-1/, ..., ae/) and:
+
+  sweep.json              what was asked (data, seed, options): a re-run must ask the same
+  results.json            one row per point (test split, nats per example)
+  table.md                the same rows as a Markdown table, best -ELBO and best FD marked
+  rate_distortion.png     KL (rate) against reconstruction (distortion), one point per beta
+  metrics_vs_beta.png     -ELBO, FD and active units against beta
+  grid.png                reconstructions and samples of every point, one row each
+
+Resumable: a re-run skips finished points, resumes a half-trained one from its checkpoint
+(exactly, see vaekit.trainer.fit), restarts one killed before its first epoch ended, and
+re-evaluates only points whose weights changed (cached in each point's sweep_eval.json).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import api
+from . import checkpoint as ckpt
+from . import plots
+from .config import TrainConfig
+from .errors import VaekitError
+from .priors import weights_digest
+from .sampling import reconstruct, sample
+from .trainer import evaluate_loss
+
+try:  # FD, active units and IWAE NLL come from the evaluation issue (vaekit.metrics, vaekit.classifier)
+    from . import classifier, metrics
+except ImportError:  # a checkout without it: the sweep reports recon, KL and -ELBO only
+    classifier = metrics = None
+
+SWEEP_FORMAT = "vaekit-sweep/1"
+SWEEP_FILE, RESULTS_FILE, EVAL_FILE = "sweep.json", "results.json", "sweep_eval.json"
+EVAL_VERSION = 2  # bump when evaluate_point changes what it measures, so cached rows are redone
+FIXED_BY_SWEEP = {"beta", "epochs", "seed", "patience"}  # the sweep sets these for every point alike
+GRID_N = 8  # examples per row of grid.png
+
+
+def point_name(beta: float | None) -> str:
+    """beta -> its run folder's name: 0.1 -> "beta-0.1"; None (the AE point) -> "ae"."""
+    return "ae" if beta is None else f"beta-{beta:g}"
+
+
+def run_sweep(
+    data: str,
+    *,
+    betas: list[float],
+    out: str | Path,
+    epochs: int = 10,
+    with_ae: bool = False,
+    seed: int = 0,
+    fd_samples: int | None = None,
+    iw_samples: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Train (or finish) every point, evaluate it on the test split, write the table and figures.
+    options: any other option of vaekit.train (arch, latent_dim, lr, kl_warmup, ...), the same
+    for every point. fd_samples: samples for the FD (None: as many as test examples);
+    iw_samples > 0 adds the IWAE NLL. Returns one row per point, betas in ascending order,
+    the AE last."""
+    log = log or (lambda msg: None)
+    betas = _check_betas(betas)
+    if epochs < 1:
+        raise VaekitError("--epochs must be at least 1")
+    if iw_samples < 0 or (fd_samples is not None and fd_samples < 2):
+        raise VaekitError("--iw-samples must be >= 0 and --fd-samples >= 2")
+    fixed = sorted(FIXED_BY_SWEEP & set(options))
+    if fixed:
+        raise VaekitError(f"a sweep sets {', '.join(fixed)} itself, the same for every point; do not pass them")
+    options = {k: v for k, v in options.items() if v is not None}
+    out = Path(out)
+    _claim_folder(out, {"format": SWEEP_FORMAT, "data": data, "seed": seed, "options": options})
+
+    points: list[float | None] = [*betas, *([None] if with_ae else [])]
+    rows = []
+    for i, beta in enumerate(points, 1):
+        name = point_name(beta)
+        t0 = time.perf_counter()
+        status = _train_point(out / name, data, beta=beta, epochs=epochs, seed=seed, progress=progress, options=options)
+        model = api.load(out / name)
+        row = _evaluated(model, seed=seed, fd_samples=fd_samples, iw_samples=iw_samples)
+        rows.append(row)
+        kl = "" if row["kl"] is None else f", KL {row['kl']:.2f}"
+        log(f"[{i}/{len(points)}] {name}: {status} ({time.perf_counter() - t0:.0f}s); test recon {row['recon']:.2f}{kl} nats/example")
+    write_results(out, rows)
+    return rows
+
+
+def _check_betas(betas: list[float]) -> list[float]:
+    betas = [float(b) for b in betas]
+    if not betas:
+        raise VaekitError("give at least one beta, e.g. --beta 0.5,1,2")
+    if any(not (math.isfinite(b) and b >= 0) for b in betas):
+        raise VaekitError("every beta must be a finite number >= 0")
+    names = [point_name(b) for b in betas]
+    if len(set(names)) != len(names):
+        raise VaekitError("the betas must differ from each other")
+    return sorted(betas)
+
+
+def _claim_folder(out: Path, spec: dict[str, Any]) -> None:
+    """Write sweep.json, or check that the sweep already in `out` asked the same."""
+    path = out / SWEEP_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise VaekitError(f"{path} is unreadable or not JSON: {e}") from None
+        if json.dumps(old, sort_keys=True) != json.dumps(spec, sort_keys=True):
+            diff = [k for k in ("data", "seed") if old.get(k) != spec[k]]
+            opts_old, opts_new = old.get("options", {}), spec["options"]
+            diff += [f"{k} ({opts_old.get(k)} -> {opts_new.get(k)})" for k in sorted(set(opts_old) | set(opts_new))
+                     if opts_old.get(k) != opts_new.get(k)]  # fmt: skip
+            raise VaekitError(
+                f"{out} holds a sweep with other settings ({', '.join(diff) or 'format'}); "
+                "give the same settings to resume it, or another --out"
+            )
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VaekitError(f"--out {out} exists and is not a sweep folder; choose another")
+    ckpt.atomic_write(path, json.dumps(spec, indent=2) + "\n")
+
+
+def _train_point(run_dir: Path, data: str, *, beta: float | None, epochs: int, seed: int, progress: bool,
+                 options: dict[str, Any]) -> str:  # fmt: skip
+    """Bring one point to `epochs` epochs; say what was done."""
+    kind = "ae" if beta is None else "vae"
+    common = dict(model=kind, epochs=epochs, seed=seed, progress=progress, **options)
+    if beta is not None:
+        common["beta"] = beta
+    if (run_dir / ckpt.CHECKPOINT_FILE).is_file():
+        done = ckpt.load_checkpoint(run_dir / ckpt.CHECKPOINT_FILE)[3]["epoch"]
+        if done > epochs:
+            raise VaekitError(f"{run_dir} has trained {done} epochs, more than --epochs {epochs}; use the same budget")
+        if done == epochs:
+            return "already trained"
+        # resume checks that every option still matches the point's config
+        api.train(resume=run_dir, **common)
+        return f"resumed at epoch {done + 1}"
+    # a point killed before its first epoch ended has a config and nothing else: start it again
+    api.train(data, out=run_dir, overwrite=True, **common)
+    return f"trained {epochs} epochs"
+
+
+def _evaluated(model, *, seed: int, fd_samples: int | None, iw_samples: int) -> dict[str, Any]:
+    """evaluate_point, cached in the point's folder against its weights and the settings."""
+    run_dir = model.run_dir
+    key = {"weights_sha256": weights_digest(run_dir), "version": EVAL_VERSION, "metrics": metrics is not None,
+           "seed": seed, "fd_samples": fd_samples, "iw_samples": iw_samples}  # fmt: skip
+    path = run_dir / EVAL_FILE
+    if path.is_file():
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("key") == key:
+                return cached["row"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError):
+            pass  # recompute
+    row = evaluate_point(model, api.load_run_data(model), seed=seed, fd_samples=fd_samples, iw_samples=iw_samples)
+    ckpt.atomic_write(path, json.dumps({"key": key, "row": row}, indent=2) + "\n")
+    return row
+
+
+def evaluate_point(model, data, *, seed: int = 0, fd_samples: int | None = None, iw_samples: int = 0) -> dict[str, Any]:
+    """Test-split numbers of one point, nats per example: recon, KL and -ELBO (one-sample
+    estimate with fixed noise; None for the AE, which has no ELBO); active units; the
+    sample-quality distance FD (classifier features) between fd_samples samples from N(0, I)
+    and as many test examples (None: the whole test split), with the floor a perfect
+    generator would reach (training examples against the same test examples); and, with
+    iw_samples > 0, the IWAE NLL with that many importance samples. The metrics are
+    vaekit.metrics' (the evaluation issue), so the sweep and `vaekit evaluate` agree."""
+    t0 = time.perf_counter()
+    is_vae = model.stochastic
+    losses = evaluate_loss(model, data.test, TrainConfig(beta=1.0), seed=seed)
+    row = {
+        "point": point_name(model.run_config.train.beta if is_vae else None),
+        "model": model.config.kind,
+        "beta": model.run_config.train.beta if is_vae else None,
+        "recon": losses["recon"],
+        "kl": losses["kl"] if is_vae else None,
+        "nelbo": losses["nelbo"] if is_vae else None,
+    }
+    if metrics is not None:
+        row["active_units"] = metrics.latent_metrics(model, data.test)["active_units"]
+        if data.has_labels:  # the FD's feature classifier needs labels
+            s = metrics.sample_metrics(model, data, classifier.for_model(model, data), split="test", n=fd_samples, seed=seed)
+            row.update(fd=s["fd_samples"], fd_train_reference=s["fd_train_reference"], fd_n=s["n"])
+        if iw_samples > 0 and is_vae:
+            lik = metrics.likelihood_metrics(model, data.test, iw_samples=iw_samples, seed=seed)
+            row.update(nll=lik["nll"], iw_samples=iw_samples)
+    row.update(
+        epochs=ckpt.read_metrics(model.run_dir)[-1]["epoch"],
+        train_seconds=sum(r["seconds"] for r in ckpt.read_metrics(model.run_dir)),
+        eval_seconds=time.perf_counter() - t0,
+    )
+    return row
+
+
+# -- table and figures ------------------------------------------------------------------------------
+
+COLUMNS = [  # (key, header, format)
+    ("point", "point", "{}"),
+    ("beta", "beta", "{:g}"),
+    ("kl", "KL (rate)", "{:.2f}"),
+    ("recon", "recon (distortion)", "{:.2f}"),
+    ("nelbo", "-ELBO", "{:.2f}"),
+    ("fd", "FD (classifier features)", "{:.2f}"),
+    ("active_units", "active units", "{}"),
+    ("nll", "IWAE NLL", "{:.2f}"),
+]
+
+
+def _best(rows: list[dict[str, Any]], key: str) -> str | None:
+    have = [r for r in rows if r.get(key) is not None]
+    return min(have, key=lambda r: r[key])["point"] if have else None
+
+
+def results_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the sweep; the best -ELBO and the best FD are marked with *."""
+    cols = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    best = {"nelbo": _best(rows, "nelbo"), "fd": _best(rows, "fd")}
+    lines = ["| " + " | ".join(h for _, h, _ in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for key, _, fmt in cols:
+            v = r.get(key)
+            cell = "-" if v is None else fmt.format(v)
+            if key in best and best[key] == r["point"]:
+                cell += " *"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = ["", "Test split; KL, recon, -ELBO and NLL in nats per example (lower is better)."]
+    floor = [r["fd_train_reference"] for r in rows if r.get("fd_train_reference") is not None]
+    if floor:
+        notes.append(f"FD floor (training examples vs the same test examples): {min(floor):.2f}.")
+    if best["nelbo"]:
+        notes.append(f"* best -ELBO: {best['nelbo']}")
+    if best["fd"]:
+        notes.append(f"* best sample quality (lowest FD): {best['fd']}")
+    return "\n".join(lines + notes) + "\n"
+
+
+def write_results(out: Path, rows: list[dict[str, Any]]) -> dict[str, Path]:
+    out = Path(out)
+    ckpt.atomic_write(out / RESULTS_FILE, json.dumps(rows, indent=2) + "\n")
+    ckpt.atomic_write(out / "table.md", results_table(rows))
+    return {
+        "table": out / "table.md",
+        "rate_distortion": rate_distortion_plot(rows, out / "rate_distortion.png"),
+        "metrics_vs_beta": metrics_vs_beta_plot(rows, out / "metrics_vs_beta.png"),
+        "grid": sweep_grid(out, rows, out / "grid.png"),
+    }
+
+
+def rate_distortion_plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    plt = plots._pyplot()
+    vae = [r for r in rows if r["beta"] is not None]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot([r["kl"] for r in vae], [r["recon"] for r in vae], "o-")
+    for r in vae:
+        ax.annotate(f"beta={r['beta']:g}", (r["kl"], r["recon"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    for r in rows:
+        if r["beta"] is None:
+            ax.axhline(r["recon"], ls="--", color="gray", label="AE (no KL term)")
+            ax.legend()
+    ax.set(title="rate-distortion (test split)", xlabel="rate: KL(q(z|x) || p(z)), nats per example",
+           ylabel="distortion: recon, nats per example")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def metrics_vs_beta_plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    plt = plots._pyplot()
+    panels = [(k, h) for k, h in [("nelbo", "-ELBO (nats/example)"), ("fd", "FD (classifier features)"),
+                                  ("active_units", "active units")] if any(r.get(k) is not None for r in rows)]  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    vae = [r for r in rows if r["beta"] is not None]
+    for ax, (key, title) in zip(axes[0], panels):
+        pts = [(r["beta"], r[key]) for r in vae if r.get(key) is not None]
+        ax.plot([b for b, _ in pts], [v for _, v in pts], "o-")
+        # beta = 0 cannot sit on a log axis; a symlog axis keeps it
+        ax.set_xscale("symlog", linthresh=min([b for b, _ in pts if b > 0] or [1.0]))
+        ax.set_xticks([b for b, _ in pts], [f"{b:g}" for b, _ in pts])
+        ax.minorticks_off()
+        for r in rows:
+            if r["beta"] is None and r.get(key) is not None:
+                ax.axhline(r[key], ls="--", color="gray", label="AE")
+                ax.legend()
+        ax.set(title=title, xlabel="beta")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def sweep_grid(out: Path, rows: list[dict[str, Any]], path: Path, *, n: int = GRID_N, seed: int = 0) -> Path:
+    """One row per point: n test reconstructions | n samples from N(0, I); originals on top."""
+    plt = plots._pyplot()
+    fig, axes = plt.subplots(len(rows) + 1, 2, figsize=(2 * n * 0.6, 0.75 * (len(rows) + 1) + 0.4), squeeze=False)
+    x = None
+    for i, r in enumerate(rows, 1):
+        model = api.load(Path(out) / r["point"])
+        if x is None:
+            test = api.load_run_data(model).test
+            x, y = test.x[:n], test.y
+            y = None if y is None else y[:n]
+            axes[0, 0].imshow(plots.image_grid(x, nrow=n))
+            axes[0, 0].set_title("test examples / reconstructions", fontsize=9)
+            axes[0, 1].set_title("samples, z ~ N(0, I)", fontsize=9)
+            axes[0, 0].set_ylabel("originals", rotation=0, ha="right", va="center", fontsize=9)
+        cond = model.config.num_classes > 0
+        rec = reconstruct(model, x, y if cond else None)
+        ys = torch.arange(n) % model.config.num_classes if cond else None
+        axes[i, 0].imshow(plots.image_grid(rec, nrow=n))
+        axes[i, 1].imshow(plots.image_grid(sample(model, n, seed=seed, y=ys), nrow=n))
+        label = "AE" if r["beta"] is None else f"beta={r['beta']:g}"
+        axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for s in ax.spines.values():
+            s.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
