@@ -201,7 +201,7 @@ class ScoreResult:
                     row.append(self.groups[i])
                 if self.labels is not None:
                     row.append(int(self.labels[i]))
-                row += [f"{self.scores[c][i]:.6g}" for c in cols]
+                row += [f"{self.scores[c][i]:.8g}" for c in cols]
                 if flagged is not None:
                     row.append(int(flagged[i]))
                 w.writerow(row)

@@ -373,6 +373,13 @@ def load_data(cfg: DataConfig) -> DataSplits:
         if yt is None:
             raise DataError(f"--exclude-label needs labels, and {cfg.source} has none")
         gone = torch.tensor(cfg.exclude_labels)
+        present = set(torch.cat([d.y for d in (train, val, test) if d.y is not None]).tolist())
+        missing = [v for v in cfg.exclude_labels if v not in present]
+        if missing:
+            raise DataError(
+                f"--exclude-label: {cfg.source} has no label {', '.join(map(str, missing))} "
+                f"(its labels are {min(present)}..{max(present)})"
+            )
         train, val = (d.subset(~torch.isin(d.y, gone)) for d in (train, val))
         if len(train) == 0 or len(val) == 0:
             raise DataError("--exclude-label removed every training or validation example")
