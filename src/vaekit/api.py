@@ -27,7 +27,7 @@ from .errors import DataError, RunFolderError, VaekitError
 from .model import VAE
 from .nets import auto_channels
 from .sampling import encode_dataset, reconstruct, sample
-from .trainer import fit, resolve_device
+from .trainer import evaluate_loss, fit, resolve_device
 
 # Options that may change when a run is resumed; everything else must match the run's config.
 RESUMABLE_OPTIONS = {"epochs", "patience", "device"}
@@ -194,6 +194,8 @@ def train(
     clip = (0.0, 1.0) if splits.is_image else None
     fit(vae, splits, config.train, run_dir=run_dir, resume=resume is not None, progress=progress, clip_range=clip)
     vae = load(run_dir, device=str(device))
+    # the honest number: the best model's objective on data it never saw (nats per example)
+    vae.test_metrics = evaluate_loss(vae, splits.test.to(device), config.train, seed=config.train.seed + 2)
     if figures:
         write_run_figures(vae, splits, run_dir)
     return vae

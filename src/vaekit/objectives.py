@@ -6,7 +6,9 @@ and the batch is averaged.
 KL controls (all settings of TrainConfig, combinable with beta):
   kl_warmup N     weight rises linearly from 0 to beta over N steps (Bowman et al. 2016)
   kl_cycles M     cyclical annealing: M cycles over the run; in each the weight rises from 0
-                  to beta over the first half, then holds (Fu et al. 2019)
+                  to beta over the first half, then holds (Fu et al. 2019); the cycle
+                  length follows the run's --epochs, so resuming to a larger total
+                  stretches the cycles still to come
   free_bits L     each latent dimension's batch-mean KL counts as at least L nats
                   (Kingma et al. 2016), so the optimiser gains nothing by collapsing it
   capacity C:N    loss = recon + beta * |KL - C_t|, C_t rising linearly from 0 to C nats

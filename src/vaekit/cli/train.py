@@ -78,4 +78,6 @@ def _summary(vae) -> None:
         f"trained {rows[-1]['epoch']} epochs in {total_s:.0f}s; best validation loss {best['val_loss']:.2f} "
         f"nats/example (recon {best['val_recon']:.2f}, KL {best['val_kl']:.2f}) at epoch {best['epoch']}"
     )
+    t = vae.test_metrics
+    typer.echo(f"test split: loss {t['loss']:.2f}, -ELBO {t['nelbo']:.2f} nats/example (recon {t['recon']:.2f}, KL {t['kl']:.2f})")
     typer.echo(f"run folder: {vae.run_dir}  (config.json, model.safetensors, metrics.jsonl, *.png)")

@@ -1,0 +1,40 @@
+"""Small data makers shared by the tests."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_images(folder: Path, n: int = 12, *, size=(10, 12), mode: str = "L", classes=None, seed: int = 0, prefix: str = "img") -> Path:
+    """n random images (width, height = size) in folder, or in class sub-folders."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+        arr = rng.integers(0, 256, shape, dtype=np.uint8)
+        sub = folder / classes[i % len(classes)] if classes else folder
+        sub.mkdir(exist_ok=True)
+        Image.fromarray(arr, mode=mode).save(sub / f"{prefix}{i:03d}.png")
+    return folder
+
+
+def write_idx(path: Path, arr: np.ndarray) -> Path:
+    header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    data = header + arr.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
+
+
+def write_idx_folder(folder: Path, n_train: int = 30, n_test: int = 10, side: int = 6) -> Path:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, side, side)))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 3, n_train))
+    write_idx(folder / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, side, side)))
+    write_idx(folder / "t10k-labels-idx1-ubyte", rng.integers(0, 3, n_test))
+    return folder
