@@ -18,19 +18,21 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from . import distributed
 from . import plots
 from .corruption import Corruption
 from .objectives import KLControl
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .data import DataSplits, load_data
 from .errors import DataError, RunFolderError, VaekitError
+from .likelihoods import LIKELIHOODS
 from .model import VAE
 from .nets import auto_channels
 from .sampling import encode_dataset, reconstruct, sample
 from .trainer import evaluate_loss, fit, resolve_device
 
 # Options that may change when a run is resumed; everything else must match the run's config.
-RESUMABLE_OPTIONS = {"epochs", "patience", "device"}
+RESUMABLE_OPTIONS = {"epochs", "patience", "device", "precision", "compile"}
 _SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
 
@@ -70,6 +72,12 @@ def _model_config(data: DataSplits, kind: str, conditional: bool, given: dict[st
             f"{data.name} has values in [{lo:.3g}, {hi:.3g}], outside [0, 1], so they cannot be Bernoulli "
             "probabilities; use --likelihood gaussian or rescale the data to [0, 1]"
         )
+    support = getattr(LIKELIHOODS.get(given["likelihood"]), "support", None)
+    if support is not None and (lo < support[0] or hi > support[1]):
+        raise DataError(
+            f"{data.name} has values in [{lo:.3g}, {hi:.3g}], outside [{support[0]:g}, {support[1]:g}] where "
+            f"the {given['likelihood']} likelihood lives; use --likelihood gaussian or rescale the data"
+        )
     if conditional and not data.has_labels:
         raise DataError(f"--conditional needs labels, and {data.name} has none")
     if given["arch"] == "conv" and given.get("channels") is None and len(data.shape) == 3:
@@ -93,6 +101,8 @@ def _check_train_config(cfg: TrainConfig, model_cfg: ModelConfig) -> None:
     KLControl.from_config(cfg, total_steps=1)  # validates the KL options
     if cfg.denoise:
         Corruption.parse(cfg.denoise)
+    if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise VaekitError(f"unknown --precision {cfg.precision!r}; choose auto, fp32, bf16 or fp16")
 
 
 def _data_info(data: DataSplits) -> dict[str, Any]:
@@ -182,22 +192,32 @@ def train(
         config = RunConfig(model=model_cfg, train=TrainConfig(**sections["train"]), data=data_cfg)
         run_dir = Path(out) if out is not None else Path("runs") / f"{splits.name}-{model_cfg.kind}"
     _check_train_config(config.train, config.model)
+    started_group = not distributed.context().enabled
+    ctx = distributed.init_from_env(config.train.device)  # under torchrun: join the process group
     device = resolve_device(config.train.device)
-    if resume is None:
-        _prepare_out(run_dir, overwrite)
-        ckpt.write_config(run_dir, config, _data_info(splits))
-    else:
-        ckpt.write_config(run_dir, config, ckpt.read_config(run_dir)[1])
+
+    def write_run_folder() -> None:
+        if resume is None:
+            _prepare_out(run_dir, overwrite)
+            ckpt.write_config(run_dir, config, _data_info(splits))
+        else:
+            ckpt.write_config(run_dir, config, ckpt.read_config(run_dir)[1])
+
+    distributed.on_main_only(write_run_folder, ctx)  # only rank 0 writes the run folder
 
     torch.manual_seed(config.train.seed)
     vae = VAE.from_config(config.model).to(device)
     clip = (0.0, 1.0) if splits.is_image else None
     fit(vae, splits, config.train, run_dir=run_dir, resume=resume is not None, progress=progress, clip_range=clip)
     vae = load(run_dir, device=str(device))
-    # the honest number: the best model's objective on data it never saw (nats per example)
+    # the honest number: the best model's objective on data it never saw (nats per example);
+    # under torchrun every rank evaluates its shard and the sums are all-reduced
     vae.test_metrics = evaluate_loss(vae, splits.test.to(device), config.train, seed=config.train.seed + 2)
-    if figures:
+    if figures and ctx.is_main:
         write_run_figures(vae, splits, run_dir)
+    if started_group and ctx.enabled:
+        distributed.barrier(ctx)
+        distributed.shutdown()
     return vae
 
 

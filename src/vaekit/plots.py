@@ -127,3 +127,24 @@ def latent_scatter(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def latent_bars(values: Sequence[float], path: str | Path, *, ylabel: str, title: str,
+                threshold: float | None = None) -> Path:  # fmt: skip
+    """One bar per latent dimension (e.g. mean KL in nats, or Cov_x(E_q[z_d])), largest first,
+    with an optional threshold line (e.g. the active-unit criterion)."""
+    plt = _pyplot()
+    v = np.asarray(values, dtype=np.float64)
+    order = np.argsort(-v)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(v) + 1.5), 3.5))
+    ax.bar(range(len(v)), v[order], color="tab:blue")
+    ax.set_xticks(range(len(v)), [f"z{i}" for i in order], rotation=90 if len(v) > 16 else 0, fontsize=8)
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold:g}")
+        ax.legend(fontsize=8)
+    ax.set(title=title, ylabel=ylabel)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -74,6 +74,15 @@ def sample(
 
 
 @_eval
+def decode(model, z: Tensor, y=None) -> Tensor:
+    """The images of given latent codes: z (B, D_z) -> E[x|z] (B, *data_shape)."""
+    z = torch.as_tensor(z, dtype=torch.float32)
+    if z.ndim != 2 or z.shape[1] != model.latent_dim:
+        raise VaekitError(f"latent codes must have shape (B, {model.latent_dim}), not {tuple(z.shape)}")
+    return _images(model, z, _labels(model, y, z.shape[0]))
+
+
+@_eval
 def reconstruct(model, x: Tensor, y=None) -> Tensor:
     """Decode the posterior mean of each x: (B, *data_shape) -> (B, *data_shape)."""
     y = _labels(model, y, x.shape[0])

@@ -23,8 +23,6 @@ from __future__ import annotations
 import io
 import math
 import zlib
-from typing import Callable
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -128,11 +126,11 @@ def available_scores(model, *, iw_samples: int = 0, background=None, complexity:
     return names
 
 
-NLLFunction = Callable[..., Tensor]
-
-
 def _iwae_nll(model, x: Tensor, *, k: int, generator: torch.Generator | None) -> Tensor:
-    raise VaekitError("the importance-sampled NLL is not available in this build; use iw_samples=0")
+    """-log p(x) estimated with k importance samples (vaekit.metrics, the IWAE bound): (B,) nats."""
+    from .metrics import iwae_log_likelihood
+
+    return -iwae_log_likelihood(model, x, k=k, generator=generator)
 
 
 @torch.no_grad()

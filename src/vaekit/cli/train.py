@@ -27,7 +27,7 @@ def train(
     latent_dim: Optional[int] = typer.Option(None, help=f"Size of the latent code z. (default: {M.latent_dim})", rich_help_panel=MODEL, show_default=False),
     hidden: Optional[str] = typer.Option(None, help="MLP hidden widths, comma-separated. (default: 512,256)", rich_help_panel=MODEL, show_default=False),
     channels: Optional[str] = typer.Option(None, help="Conv channels per stride-2 stage, comma-separated. (default: sized from the images, e.g. 32,64 for 28x28)", rich_help_panel=MODEL, show_default=False),
-    likelihood: Optional[str] = typer.Option(None, help="p(x|z): bernoulli or gaussian. (default: bernoulli for data in [0, 1), else gaussian]", rich_help_panel=MODEL, show_default=False),
+    likelihood: Optional[str] = typer.Option(None, help="p(x|z): bernoulli, gaussian, discretized-logistic or discretized-gaussian (8-bit data: gives NLL in bits/dim). (default: bernoulli for data in [0, 1), else gaussian]", rich_help_panel=MODEL, show_default=False),
     sigma: Optional[float] = typer.Option(None, help=f"Gaussian likelihood: fixed sigma, or initial sigma when learned. (default: {M.sigma})", rich_help_panel=MODEL, show_default=False),
     learn_sigma: Optional[str] = typer.Option(None, help="Gaussian likelihood: none (fixed), global or channel. (default: none; global for data outside [0, 1)]", rich_help_panel=MODEL, show_default=False),
     conditional: Optional[bool] = typer.Option(None, "--conditional/--unconditional", help="Condition encoder and decoder on the labels (CVAE). (default: unconditional)", rich_help_panel=MODEL, show_default=False),
@@ -46,6 +46,8 @@ def train(
     denoise: Optional[str] = typer.Option(None, help="Train as a denoiser: gaussian:SIGMA, saltpepper:P or mask:P corrupt the input; the target stays clean. (default: off)", rich_help_panel=TRAINING, show_default=False),
     exclude_label: Optional[str] = typer.Option(None, help="Drop these classes (comma-separated) from training and validation; the test split keeps them. (default: none)", rich_help_panel=DATA, show_default=False),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. (default: auto)", rich_help_panel=TRAINING, show_default=False),
+    precision: Optional[str] = typer.Option(None, help="auto (bf16 where the device computes it natively: AMX/AVX512-BF16 CPUs, Ampere+ GPUs; else fp32), fp32, bf16 or fp16 (autocast; fp16 adds a gradient scaler). (default: fp32)", rich_help_panel=TRAINING, show_default=False),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the training step (compiles for a while first). (default: off)", rich_help_panel=TRAINING, show_default=False),
     out: Optional[Path] = typer.Option(None, help="Run folder to write. (default: runs/<data>-<model>)", rich_help_panel=RUN, show_default=False),
     resume: Optional[Path] = typer.Option(None, help="Continue this run folder exactly where it stopped, up to --epochs in total.", rich_help_panel=RUN, show_default=False),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out.", rich_help_panel=RUN),
@@ -58,7 +60,7 @@ def train(
         channels=int_list(channels, "--channels"), likelihood=likelihood, sigma=sigma, learn_sigma=learn_sigma,
         epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, grad_clip=grad_clip, seed=seed,
         patience=patience, binarize=binarize, device=device, kl_warmup=kl_warmup, kl_cycles=kl_cycles,
-        free_bits=free_bits, capacity=capacity, denoise=denoise,
+        free_bits=free_bits, capacity=capacity, denoise=denoise, precision=precision, compile=compile,
         exclude_labels=int_list(exclude_label, "--exclude-label"),
     )  # fmt: skip
     vae = api.train(
@@ -70,6 +72,10 @@ def train(
 
 def _summary(vae) -> None:
     from ..checkpoint import read_metrics
+    from ..distributed import is_main_process
+
+    if not is_main_process():  # under torchrun, rank 0 speaks for all
+        return
 
     rows = read_metrics(vae.run_dir)
     best = min(rows, key=lambda r: r["val_loss"])
