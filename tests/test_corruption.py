@@ -39,6 +39,10 @@ class Recorder(torch.nn.Module):
     def device(self):
         return self.vae.device
 
+    @property
+    def latent_dim(self):  # the trainer's validation sums KL per latent dimension
+        return self.vae.latent_dim
+
     def forward(self, x, y=None, *, target=None, generator=None):
         if self.training:
             self.calls.append((x.clone(), target.clone()))
