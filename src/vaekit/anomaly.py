@@ -33,7 +33,8 @@ BACKGROUND_DIR = "background"
 DEFAULT_PERTURBATION = "uniform:0.2"  # Ren et al. 2019 found mutation rates 0.1-0.3 work on images
 CALIBRATION_EXAMPLES = 2000  # validation examples the thresholds are chosen on (at most)
 # Which score flags anomalies when the user names none: the first one available. The order
-# follows the OOD benchmark in BENCHMARKS.md (docs/anomaly.md explains it).
+# follows the OOD benchmark in BENCHMARKS.md (docs/anomaly.md explains it). complexity counts
+# only where the NLL is a code length of the 8-bit input (see code_length_likelihood).
 PREFERRED_SCORES = ("llr", "complexity", "nll_iw", "nelbo", "recon_error")
 
 
@@ -130,9 +131,20 @@ def load_background(model):
 # -- thresholds and flagging ------------------------------------------------------------------------------
 
 
-def pick_score(names: list[str], wanted: str | None = None) -> str:
+def code_length_likelihood(model) -> bool:
+    """Whether the model's NLL is a code length of 8-bit images (a discretized likelihood), the
+    condition under which subtracting a compressor's code length (complexity) means anything.
+    With a Bernoulli or Gaussian likelihood on grey levels it does not: the correction then
+    ranks uniform noise as the most normal input there is (BENCHMARKS.md)."""
+    return str(model.config.likelihood).startswith("discretized")
+
+
+def pick_score(names: list[str], wanted: str | None = None, *, model=None) -> str:
+    """The score named `wanted` (checked), or the most trustworthy of `names` (PREFERRED_SCORES;
+    complexity only for a model whose NLL is a code length, when the model is given)."""
     if wanted is None:
-        return next(n for n in PREFERRED_SCORES if n in names)
+        skip = set() if model is None or code_length_likelihood(model) else {"complexity"}
+        return next(n for n in PREFERRED_SCORES if n in names and n not in skip)
     if wanted not in names:
         hint = ""
         if wanted == "llr":
@@ -216,7 +228,7 @@ def score_data(
     most trustworthy score available), chosen to flag `fpr` of the validation split."""
     check_scorable(model)
     scores = score_examples(model, examples.x, background=background, progress=progress, **settings.kwargs())
-    chosen = pick_score(list(scores), flag_by)
+    chosen = pick_score(list(scores), flag_by, model=model)
     thresholds = calibrate(model, background=background, settings=settings, fpr=fpr, progress=progress)
     labels = None if examples.y is None else examples.y.numpy()
     return ScoreResult(examples.names, scores, labels, thresholds, chosen, fpr)
@@ -250,7 +262,7 @@ def ood_report(
     s_out = score_examples(model, out_examples.x, background=background, progress=progress, **settings.kwargs())
     table = ood_table(s_in, s_out)
     thresholds = calibrate(model, background=background, settings=settings, fpr=fpr, progress=progress)
-    chosen = pick_score(list(s_in), flag_by)
+    chosen = pick_score(list(s_in), flag_by, model=model)
     for name, m in table.items():
         m["threshold"] = thresholds[name]
         m["flagged_in"] = float(np.mean(s_in[name] > thresholds[name]))
