@@ -33,9 +33,10 @@ BACKGROUND_DIR = "background"
 DEFAULT_PERTURBATION = "uniform:0.2"  # Ren et al. 2019 found mutation rates 0.1-0.3 work on images
 CALIBRATION_EXAMPLES = 2000  # validation examples the thresholds are chosen on (at most)
 # Which score flags anomalies when the user names none: the first one available. The order
-# follows the OOD benchmark in BENCHMARKS.md (docs/anomaly.md explains it). complexity counts
-# only where the NLL is a code length of the 8-bit input (see code_length_likelihood).
-PREFERRED_SCORES = ("llr", "complexity", "nll_iw", "nelbo", "recon_error")
+# follows the OOD benchmark in BENCHMARKS.md (docs/anomaly.md explains it): complexity is the
+# best score where the NLL is a code length of the 8-bit input (a discretized likelihood, see
+# code_length_likelihood) and meaningless elsewhere, where llr is the best likelihood score.
+PREFERRED_SCORES = ("complexity", "llr", "nll_iw", "nelbo", "recon_error")
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,10 @@ def code_length_likelihood(model) -> bool:
 
 def pick_score(names: list[str], wanted: str | None = None, *, model=None) -> str:
     """The score named `wanted` (checked), or the most trustworthy of `names` (PREFERRED_SCORES;
-    complexity only for a model whose NLL is a code length, when the model is given)."""
+    complexity only for a model whose NLL is a code length, when the model is given, else
+    skipped)."""
     if wanted is None:
-        skip = set() if model is None or code_length_likelihood(model) else {"complexity"}
+        skip = set() if model is not None and code_length_likelihood(model) else {"complexity"}
         return next(n for n in PREFERRED_SCORES if n in names and n not in skip)
     if wanted not in names:
         hint = ""

@@ -61,6 +61,8 @@ def test_without_background_the_choice_follows_the_likelihood(digits_run, tmp_pa
     assert sc.name == "complexity" and sc.threshold is not None
     x = vaekit.load_run_data(disc).test.x[:5]
     np.testing.assert_allclose(sc(x).numpy(), score_examples(disc, x, iw_samples=4)["complexity"], rtol=1e-5)
+    anomaly.fit_background(disc.run_dir, epochs=1, progress=False)
+    assert Scorer.for_model(vaekit.load(disc.run_dir)).name == "complexity"  # preferred to llr here (BENCHMARKS.md)
     ae = vaekit.train("digits", out=tmp_path / "ae", model="ae", arch="mlp", hidden=[32], latent_dim=2, epochs=1,
                       progress=False, figures=False)  # fmt: skip
     assert Scorer.for_model(ae).name == "recon_error"

@@ -31,7 +31,7 @@ def score(
     report: Optional[Path] = typer.Option(None, help="Evaluation: folder for metrics.json, report.md, roc.png, histograms.png, scores.csv.", show_default=False),
     iw_samples: int = typer.Option(0, help="Importance samples k for nll_iw (k >= 2; 0: none). complexity and llr then use it instead of nelbo."),
     compressor: str = typer.Option("png", help=f"Code length for the complexity score: {' or '.join(COMPRESSORS)}."),
-    flag_by: Optional[str] = typer.Option(None, help=f"Score that flags anomalies: {', '.join(SCORE_DESCRIPTIONS)}. (default: llr, else complexity with a discretized likelihood, else nll_iw/nelbo)", show_default=False),
+    flag_by: Optional[str] = typer.Option(None, help=f"Score that flags anomalies: {', '.join(SCORE_DESCRIPTIONS)}. (default: complexity with a discretized likelihood, else llr, else nll_iw/nelbo)", show_default=False),
     fpr: float = typer.Option(0.05, help="Fraction of the run's validation split the threshold flags."),
     background: bool = typer.Option(True, "--background/--no-background", help="Use RUN/background (from `vaekit fit-background`) for the llr score when it exists."),
     max_examples: Optional[int] = typer.Option(None, help="Score at most N random examples of each data set. (default: all)", show_default=False),

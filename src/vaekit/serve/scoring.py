@@ -3,8 +3,8 @@
 The explorer shows the score docs/anomaly.md says to trust, chosen and thresholded exactly as
 `vaekit score` flags with (vaekit.anomaly.pick_score, vaekit.anomaly.calibrate):
 
-  llr          when the run has a background model (`vaekit fit-background RUN`)
-  complexity   else, when the likelihood is discretized (the NLL is then a code length)
+  complexity   when the likelihood is discretized (the NLL is then a code length)
+  llr          else, when the run has a background model (`vaekit fit-background RUN`)
   nll_iw       else: the importance-sampled NLL with `samples` samples
   recon_error  for an AE, which has no likelihood
 
