@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--iw-samples", type=int, default=0)
     ap.add_argument("--likelihood", default=None, help="the VAE's likelihood (default: vaekit's choice, bernoulli)")
     ap.add_argument("--latent-dim", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: vaekit's)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/ood"))
     ap.add_argument("--reuse", action="store_true", help="reuse trained runs found in --out")
     ap.add_argument("--seed", type=int, default=0)
@@ -85,6 +86,8 @@ def main() -> None:
     opts = dict(latent_dim=args.latent_dim, seed=args.seed)
     if args.likelihood:
         opts["likelihood"] = args.likelihood
+    if args.lr:
+        opts["lr"] = args.lr
     model, bg = train_run(args.out / "fmnist", epochs=args.epochs, reuse=args.reuse, **opts)
     runs = ["fmnist", "fmnist/background"]
     if not args.no_held_out:
