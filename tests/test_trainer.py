@@ -112,3 +112,19 @@ def test_run_folder_contents(tmp_path):
     for key in ["train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "seconds", "images_per_s"]:
         assert isinstance(row[key], float)
     assert row["train_loss"] == pytest.approx(row["train_recon"] + row["train_kl"], rel=1e-4)
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    """mkstemp makes 0600 files; a run folder shared with a team must honour the umask instead."""
+    import os
+
+    old = os.umask(0o027)
+    try:
+        ckpt._UMASK, saved = 0o027, ckpt._UMASK
+        ckpt.atomic_write(tmp_path / "a.json", "{}")
+    finally:
+        ckpt._UMASK = saved
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+    ckpt.atomic_write(tmp_path / "b.json", "{}")
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o666 & ~ckpt._UMASK

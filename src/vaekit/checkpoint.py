@@ -32,6 +32,10 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 METRICS_FILE = "metrics.jsonl"
 
 
+_UMASK = os.umask(0o022)  # read the process umask (os.umask sets and returns the old one) ...
+os.umask(_UMASK)  # ... and put it back
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +45,8 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give it the permissions an ordinary write would (umask)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
