@@ -2,7 +2,8 @@
 
 Specs: gaussian:SIGMA (additive N(0, SIGMA^2), clipped to [0, 1] for images),
 saltpepper:P (each value set to 0 or 1 with probability P), mask:P (each value zeroed
-with probability P)."""
+with probability P), uniform:P (each value replaced by a uniform draw from [0, 1] with
+probability P: the mutation Ren et al. 2019 train their background model on)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import Tensor
 
 from .errors import VaekitError
 
-KINDS = ("gaussian", "saltpepper", "mask")
+KINDS = ("gaussian", "saltpepper", "mask", "uniform")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Corruption:
     def parse(cls, spec: str, *, clip: tuple[float, float] | None = (0.0, 1.0)) -> "Corruption":
         kind, _, level = spec.partition(":")
         if kind not in KINDS:
-            raise VaekitError(f"unknown corruption {kind!r} in {spec!r}; use gaussian:SIGMA, saltpepper:P or mask:P")
+            raise VaekitError(f"unknown corruption {kind!r} in {spec!r}; use gaussian:SIGMA, saltpepper:P, mask:P or uniform:P")
         try:
             value = float(level)
         except ValueError:
@@ -44,6 +45,9 @@ class Corruption:
         if self.kind == "mask":
             return torch.where(u < self.level, torch.zeros_like(x), x)
         lo, hi = self.clip or (0.0, 1.0)
+        if self.kind == "uniform":
+            fresh = lo + (hi - lo) * torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            return torch.where(u < self.level, fresh, x)
         salt = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) < 0.5
         return torch.where(u < self.level, torch.where(salt, torch.full_like(x, hi), torch.full_like(x, lo)), x)
 

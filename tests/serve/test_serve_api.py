@@ -153,7 +153,9 @@ def test_upload_a_test_image(client, explorer):
     np.testing.assert_allclose(png_pixels(body["image"]), x, atol=1 / 255)
     mu = explorer.model.encode(explorer.test.x[11:12]).mu[0].detach().numpy()
     np.testing.assert_allclose(body["mu"], mu, atol=0.05)  # the PNG rounds pixels to 1/255
-    assert body["score"]["name"] == "negative ELBO" and body["score"]["value"] > 0
+    # no background model and a Bernoulli likelihood: the trusted score is the importance-sampled NLL
+    assert body["score"]["key"] == "nll_iw" and body["score"]["value"] > 0
+    assert body["score"]["flagged"] == (body["score"]["value"] > body["score"]["threshold"])
     assert len(body["std"]) == 4 and all(s > 0 for s in body["std"])
 
 

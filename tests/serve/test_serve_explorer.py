@@ -130,7 +130,8 @@ def test_analyze_a_test_image(explorer):
     torch.testing.assert_close(a.mu, q.mu[0].detach())
     torch.testing.assert_close(a.std, q.std[0].detach())
     torch.testing.assert_close(a.reconstruction, sampling.reconstruct(explorer.model, x[None])[0])
-    assert a.score == pytest.approx(float(scoring.anomaly_score(explorer.model, x[None], samples=4)[0]))
+    assert a.score == pytest.approx(float(explorer.scorer(x[None])[0]))
+    assert a.flagged == (a.score > explorer.scorer.threshold)
     assert a.percentile == pytest.approx(scoring.percentile_rank(a.score, explorer.score_reference))
 
 

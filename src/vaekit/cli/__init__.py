@@ -20,7 +20,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from . import evaluate, generate, priors, serve, sweep, train  # noqa: E402,F401  (registers the commands)
+from . import anomaly, evaluate, generate, priors, serve, sweep, train  # noqa: E402,F401  (registers the commands)
 
 
 def main(argv: list[str] | None = None) -> None:

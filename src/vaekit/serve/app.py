@@ -24,7 +24,6 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__, plots
 from ..errors import DataError, VaekitError
-from . import scoring
 from .explorer import MAX_PIXELS, MAX_SAMPLES, MAX_STEPS, Z_LIMIT, Analysis, Explorer, ImageTooLarge, image_from_bytes
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -110,6 +109,10 @@ class ScoreOut(BaseModel):
     percentile: float = Field(..., description="Percentage of test-set reference images with a lower score.")
     reference_size: int
     help: str
+    key: str = Field("", description="The score's column in `vaekit score` output (llr, complexity, nll_iw, nelbo, recon_error).")
+    threshold: float | None = Field(None, description="Scores above it are flagged as anomalies (None: no threshold chosen).")
+    threshold_fpr: float | None = Field(None, description="The fraction of the run's validation split the threshold flags.")
+    flagged: bool | None = Field(None, description="Whether this score is above the threshold.")
 
 
 class AnalysisOut(BaseModel):
@@ -154,7 +157,7 @@ class InfoOut(BaseModel):
     prior: str
     dims: list[DimOut] = Field(..., description="Latent dimensions, most informative (highest KL) first.")
     plane: PlaneOut
-    score: dict[str, str]
+    score: dict[str, Any]  # name, units, help, key, threshold, threshold_fpr
     limits: dict[str, int | float]
     version: str
 
@@ -244,7 +247,8 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
             dims=[DimOut(**vars(d)) for d in ex.dims],
             plane=PlaneOut(method=ex.plane.method, axis_names=ex.plane.axis_names, origin=_floats(ex.plane.origin),
                            axes=[_floats(a) for a in ex.plane.axes]),
-            score={"name": scoring.SCORE_NAME, "units": scoring.SCORE_UNITS, "help": scoring.SCORE_HELP},
+            score={"name": ex.scorer.label, "units": ex.scorer.units, "help": ex.scorer.help, "key": ex.scorer.name,
+                   "threshold": ex.scorer.threshold, "threshold_fpr": ex.scorer.fpr},
             limits={"max_upload_bytes": max_upload_bytes, "max_pixels": MAX_PIXELS, "max_samples": MAX_SAMPLES,
                     "max_steps": MAX_STEPS, "z_limit": Z_LIMIT},
             version=__version__,
@@ -284,9 +288,10 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
                           seed=seed)  # fmt: skip
 
     def _analysis(a: Analysis, *, index=None, label=None) -> AnalysisOut:
-        score = ScoreOut(name=scoring.SCORE_NAME, units=scoring.SCORE_UNITS, value=round(a.score, 3),
-                         percentile=round(a.percentile, 2), reference_size=len(ex.score_reference),
-                         help=scoring.SCORE_HELP)  # fmt: skip
+        sc = ex.scorer
+        score = ScoreOut(name=sc.label, units=sc.units, value=round(a.score, 3), percentile=round(a.percentile, 2),
+                         reference_size=len(ex.score_reference), help=sc.help, key=sc.name, threshold=sc.threshold,
+                         threshold_fpr=sc.fpr, flagged=a.flagged)  # fmt: skip
         return AnalysisOut(image=png_data_url(a.image), reconstruction=png_data_url(a.reconstruction),
                            mu=_floats(a.mu), std=_floats(a.std), score=score, index=index, label=label,
                            label_name=ex.label_name(label))  # fmt: skip

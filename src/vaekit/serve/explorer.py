@@ -112,8 +112,9 @@ class Analysis:
     reconstruction: Tensor  # (*data_shape), decoded posterior mean
     mu: Tensor  # (D,) posterior mean
     std: Tensor  # (D,) posterior sd (0 for an AE)
-    score: float  # scoring.anomaly_score, nats/example
+    score: float  # the explorer's Scorer (scoring.py): llr, complexity, nll_iw, recon_error or -ELBO
     percentile: float  # of the score among the test-set reference scores
+    flagged: bool | None = None  # above the Scorer's threshold (None: no threshold was chosen)
 
 
 def image_from_bytes(data: bytes, data_shape: Sequence[int], *, max_pixels: int = MAX_PIXELS) -> Tensor:
@@ -161,14 +162,21 @@ class Explorer:
     score_reference: Tensor  # (R,) anomaly scores of test-set images, for percentiles
     run_dir: Path | None = None
     score_samples: int = 4
+    scorer: scoring.Scorer | None = None  # the anomaly score and its threshold
+
+    def __post_init__(self) -> None:
+        if self.scorer is None:  # built by hand: the trusted score, without a threshold
+            self.scorer = scoring.Scorer.for_model(self.model, samples=self.score_samples)
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def build(cls, model, test: Dataset, *, class_names: list[str] | None = None, prior=None,
               map_points: int = 10_000, score_reference: int = 1_000, score_samples: int = 4,
-              seed: int = 0, run_dir: Path | None = None) -> Explorer:  # fmt: skip
+              seed: int = 0, run_dir: Path | None = None, val: Dataset | None = None,
+              fpr: float = 0.05) -> Explorer:  # fmt: skip
         """Encode (a seeded random subset of) the test split for the map and the slider
-        statistics, and score `score_reference` test images for the anomaly percentiles."""
+        statistics, and score `score_reference` test images for the anomaly percentiles.
+        With `val` (the run's validation split) the anomaly threshold is chosen to flag `fpr` of it."""
         if len(test) < 1:
             raise DataError("the run's test split is empty; there is nothing to explore")
         model.eval()
@@ -181,11 +189,12 @@ class Explorer:
         plane = LatentPlane.fit(enc["mu"])
         ref = perm[: max(1, score_reference)].sort().values
         y_ref = cls._cond_labels(model, test.y, ref)
-        reference = scoring.anomaly_score(model, test.x[ref], y_ref, samples=score_samples, seed=seed)
+        scorer = scoring.Scorer.for_model(model, val=val, fpr=fpr, samples=score_samples, seed=seed)
+        reference = scorer(test.x[ref], y_ref, seed=seed)
         return cls(
             model=model, test=test, class_names=class_names, prior=prior if prior is not None else model.prior,
             dims=dims, plane=plane, map_index=map_index, map_xy=plane.project(enc["mu"]),
-            score_reference=reference.sort().values, run_dir=run_dir, score_samples=score_samples,
+            score_reference=reference.sort().values, run_dir=run_dir, score_samples=score_samples, scorer=scorer,
         )  # fmt: skip
 
     @classmethod
@@ -197,7 +206,8 @@ class Explorer:
         if prior is None or isinstance(prior, str):
             prior = load_sampling_prior(run_dir, prior, device=str(model.device))
         data = api.load_run_data(model)
-        return cls.build(model, data.test, class_names=data.class_names, prior=prior, run_dir=Path(run_dir), **options)
+        return cls.build(model, data.test, class_names=data.class_names, prior=prior, run_dir=Path(run_dir),
+                         val=data.val, **options)  # fmt: skip
 
     @staticmethod
     def _cond_labels(model, y: Tensor | None, index) -> Tensor | None:
@@ -309,10 +319,10 @@ class Explorer:
         q = self._encode(x[None], y)
         mu = q.mode()
         rec = sampling.decode(self.model, mu, y)[0]
-        score = float(scoring.anomaly_score(self.model, x[None], y, samples=self.score_samples)[0])
+        score = float(self.scorer(x[None], y)[0])
         return Analysis(
             image=x, reconstruction=rec, mu=mu[0].cpu(), std=q.std[0].cpu(), score=score,
-            percentile=scoring.percentile_rank(score, self.score_reference),
+            percentile=scoring.percentile_rank(score, self.score_reference), flagged=self.scorer.flagged(score),
         )  # fmt: skip
 
     def _encode(self, x: Tensor, y: Tensor | None):

@@ -1,26 +1,123 @@
 """How unusual one example looks to the model: the explorer's anomaly score.
 
-It lives in one function so that a better score (a calibrated one, importance-sampled
-likelihoods, ...) can replace it without touching the server or the page.
+The explorer shows the score docs/anomaly.md says to trust, chosen and thresholded exactly as
+`vaekit score` flags with (vaekit.anomaly.pick_score, vaekit.anomaly.calibrate):
+
+  complexity   when the likelihood is discretized (the NLL is then a code length)
+  llr          else, when the run has a background model (`vaekit fit-background RUN`)
+  nll_iw       else: the importance-sampled NLL with `samples` samples
+  recon_error  for an AE, which has no likelihood
+
+The threshold flags `fpr` (5%) of the run's validation split, when one is given. Conditional
+models are outside vaekit.scores (a label changes what "typical" means), so for them the
+score stays the negative ELBO given the label, averaged over `samples` posterior draws, and
+its threshold is the same quantile of their validation split.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import Tensor
 
-SCORE_NAME = "negative ELBO"
-SCORE_UNITS = "nats/example"
-SCORE_HELP = (
-    "recon + KL for this image (an upper bound on -log p(x)); higher means the model finds it less typical. "
-    "The percentile compares it with test-set images."
+from .. import anomaly
+from ..data import Dataset
+from ..ood import choose_threshold
+from ..scores import SCORE_DESCRIPTIONS, available_scores
+
+# Shown names and units of the scores the explorer may use.
+LABELS = {
+    "llr": ("likelihood ratio (llr)", "nats"),
+    "complexity": ("complexity-corrected NLL", "nats"),
+    "nll_iw": ("negative log-likelihood (IWAE)", "nats/example"),
+    "nelbo": ("negative ELBO", "nats/example"),
+    "recon_error": ("reconstruction error", "squared error/example"),
+}
+CONDITIONAL_HELP = (
+    "recon + KL for this image given its label (an upper bound on -log p(x|y)); higher means the model "
+    "finds it less typical."
 )
+
+
+@dataclass
+class Scorer:
+    """One anomaly score of one model, and the threshold that flags anomalies (None when no
+    validation data were given). Call it on a batch: scorer(x, y) -> (B,) float32."""
+
+    model: Any
+    name: str  # a vaekit.scores name (nelbo for a conditional model)
+    background: Any = None  # the run's background model, for llr
+    samples: int = 4  # importance samples (nll_iw) or, for a conditional model, ELBO draws
+    threshold: float | None = None
+    fpr: float | None = None  # the fraction of the validation split the threshold flags
+
+    @classmethod
+    def for_model(cls, model, *, val: Dataset | None = None, fpr: float = 0.05, samples: int = 4,
+                  seed: int = 0) -> Scorer:  # fmt: skip
+        """The trusted score of `model` (its background model is found in RUN/background), with
+        the threshold chosen on `val` when given."""
+        if model.config.num_classes:
+            scorer = cls(model, "nelbo", samples=samples)
+        else:
+            bg = anomaly.load_background(model) if model.stochastic else None
+            names = available_scores(model, iw_samples=scorer_iw(samples), background=bg)
+            scorer = cls(model, anomaly.pick_score(names, model=model), background=bg, samples=samples)
+        if val is not None and len(val) > 0:
+            scorer.threshold, scorer.fpr = scorer._calibrate(val, fpr=fpr, seed=seed), fpr
+        return scorer
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.model.config.num_classes)
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.name][0]
+
+    @property
+    def units(self) -> str:
+        return LABELS[self.name][1]
+
+    @property
+    def help(self) -> str:
+        what = CONDITIONAL_HELP if self.conditional else SCORE_DESCRIPTIONS[self.name] + "; higher means less typical."
+        if self.threshold is None:
+            return what + " The percentile compares it with test-set images."
+        return (what + f" The percentile compares it with test-set images; above {self.threshold:.4g} it is flagged as an "
+                f"anomaly, a threshold that flags {self.fpr:.0%} of the run's validation images.")  # fmt: skip
+
+    def flagged(self, value: float) -> bool | None:
+        return None if self.threshold is None else bool(value > self.threshold)
+
+    def __call__(self, x: Tensor, y: Tensor | None = None, *, seed: int = 0) -> Tensor:
+        if self.conditional:
+            return anomaly_score(self.model, x, y, samples=self.samples, seed=seed)
+        from ..scores import score_examples
+
+        s = score_examples(self.model, x, background=self.background, iw_samples=scorer_iw(self.samples), seed=seed)
+        return torch.from_numpy(s[self.name]).float()
+
+    def _calibrate(self, val: Dataset, *, fpr: float, seed: int) -> float:
+        if self.conditional:
+            x = anomaly._subsample(val.x, anomaly.CALIBRATION_EXAMPLES, seed)
+            y = anomaly._subsample(val.y, anomaly.CALIBRATION_EXAMPLES, seed)
+            return choose_threshold(anomaly_score(self.model, x, y, samples=self.samples, seed=seed).numpy(), fpr=fpr)
+        settings = anomaly.ScoreSettings(iw_samples=scorer_iw(self.samples), seed=seed)
+        return anomaly.calibrate(self.model, background=self.background, settings=settings, fpr=fpr, val=val)[self.name]
+
+
+def scorer_iw(samples: int) -> int:
+    """Importance samples for nll_iw: `samples` when it is at least 2, else none."""
+    return samples if samples >= 2 else 0
 
 
 @torch.no_grad()
 def anomaly_score(model, x: Tensor, y: Tensor | None = None, *, samples: int = 4, seed: int = 0,
                   batch_size: int = 512) -> Tensor:  # fmt: skip
-    """Per-example negative ELBO = recon + KL in nats: x (B, *data_shape) -> (B,).
+    """Per-example negative ELBO = recon + KL in nats: x (B, *data_shape) -> (B,); the
+    explorer's score for conditional models (y: their labels).
 
     The recon term is averaged over `samples` draws z ~ q(z|x) from a generator seeded with
     `seed`, so the same image always gets the same score. For an AE the KL term is zero and

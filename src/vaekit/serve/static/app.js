@@ -437,7 +437,10 @@ function showAnalysis(r) {
   $("score-units").textContent = s.units;
   $("pct-mark").style.left = `${Math.min(100, Math.max(0, s.percentile))}%`;
   $("score-pct").textContent =
-    `higher than ${fmt(s.percentile, 1)}% of ${s.reference_size.toLocaleString()} test images`;
+    `higher than ${fmt(s.percentile, 1)}% of ${s.reference_size.toLocaleString()} test images`
+    + (s.flagged === null ? "" : s.flagged
+      ? ` · flagged as an anomaly (above ${fmt(s.threshold, 1)})`
+      : ` · not flagged (threshold ${fmt(s.threshold, 1)})`);
   drawPosterior();
 }
 

@@ -1,0 +1,157 @@
+"""OOD benchmark: AUROC of every anomaly score, a model trained on Fashion-MNIST, several out sets.
+
+    nice python bench/ood.py --epochs 10 --out bench/out/ood      # trains 4 models, then scores
+
+Trains (or reuses, with --reuse) in OUT/:
+  fmnist/             a conv VAE on Fashion-MNIST (Bernoulli likelihood unless --likelihood)
+  fmnist/background/  its likelihood-ratio background model (uniform:0.2-perturbed inputs)
+  fmnist-no9/         the same without class 9 (ankle boot), and its background model
+Out sets (--n examples each, 8-bit like the in data):
+  digits     scikit-learn's 8x8 digits resized to 28x28 (bilinear); the nearest MNIST stand-in here
+  uniform    uniform noise on [0, 1]
+  gaussian   N(0.5, 0.25^2) noise clipped to [0, 1]
+  constant   one grey level per image, uniform on [0, 1]
+  flipped    Fashion-MNIST test images upside down
+  class 9    held-out class: test ankle boots against the other test classes, model fmnist-no9
+Writes OUT/results.json and OUT/results.md (the BENCHMARKS.md table) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import vaekit
+from vaekit import anomaly
+from vaekit.data import load_split
+from vaekit.ood import ood_metrics
+from vaekit.scores import score_examples
+
+HELD_OUT = 9
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """To the 8-bit grid k / 255 that real images (and the in data) live on."""
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+def out_sets(n: int, seed: int, test_x: torch.Tensor) -> dict[str, torch.Tensor]:
+    from sklearn.datasets import load_digits
+
+    g = torch.Generator().manual_seed(seed)
+    digits = torch.from_numpy(load_digits().images / 16.0).float()[:, None]  # (1797, 1, 8, 8)
+    digits = F.interpolate(digits, size=(28, 28), mode="bilinear", align_corners=False)
+    pick = torch.randperm(len(test_x), generator=g)[:n]
+    return {
+        "digits": quantize(digits[:n]),
+        "uniform": quantize(torch.rand(n, 1, 28, 28, generator=g)),
+        "gaussian": quantize(0.5 + 0.25 * torch.randn(n, 1, 28, 28, generator=g)),
+        "constant": quantize(torch.rand(n, 1, 1, 1, generator=g).expand(n, 1, 28, 28).contiguous()),
+        "flipped": test_x[pick].flip(-2),
+    }
+
+
+def train_run(folder: Path, *, epochs: int, reuse: bool, **options):
+    if reuse and (folder / "model.safetensors").exists():
+        model = vaekit.load(folder)
+    else:
+        model = vaekit.train("fashion-mnist", out=folder, overwrite=True, epochs=epochs, progress=False, **options)
+    if not (reuse and (folder / "background" / "model.safetensors").exists()):
+        anomaly.fit_background(folder, epochs=epochs, overwrite=True, progress=False)
+    return model, anomaly.load_background(model)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--n", type=int, default=2000, help="examples per in / out set")
+    ap.add_argument("--iw-samples", type=int, default=0)
+    ap.add_argument("--likelihood", default=None, help="the VAE's likelihood (default: vaekit's choice, bernoulli)")
+    ap.add_argument("--latent-dim", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: vaekit's)")
+    ap.add_argument("--out", type=Path, default=Path("bench/out/ood"))
+    ap.add_argument("--reuse", action="store_true", help="reuse trained runs found in --out")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-held-out", action="store_true", help="skip the held-out-class row (and its two trainings)")
+    args = ap.parse_args()
+    opts = dict(latent_dim=args.latent_dim, seed=args.seed)
+    if args.likelihood:
+        opts["likelihood"] = args.likelihood
+    if args.lr:
+        opts["lr"] = args.lr
+    model, bg = train_run(args.out / "fmnist", epochs=args.epochs, reuse=args.reuse, **opts)
+    runs = ["fmnist", "fmnist/background"]
+    if not args.no_held_out:
+        held_model, held_bg = train_run(args.out / "fmnist-no9", epochs=args.epochs, reuse=args.reuse,
+                                        exclude_labels=[HELD_OUT], **opts)  # fmt: skip
+        runs += ["fmnist-no9", "fmnist-no9/background"]
+    t_train = sum(_train_seconds(args.out / f) for f in runs)
+
+    test = load_split("fashion-mnist:test")
+    g = torch.Generator().manual_seed(args.seed)
+    in_x = test.x[torch.randperm(len(test), generator=g)[: args.n]]
+    score = lambda m, b, x: score_examples(m, x, background=b, iw_samples=args.iw_samples, seed=args.seed)  # noqa: E731
+    t1 = time.perf_counter()
+    s_in = score(model, bg, in_x)
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name, x in out_sets(args.n, args.seed + 1, test.x).items():
+        s_out = score(model, bg, x)
+        table[name] = {k: ood_metrics(s_in[k], s_out[k]) for k in s_in}
+        print(f"{name}: " + ", ".join(f"{k} {v['auroc']:.3f}" for k, v in table[name].items()), flush=True)
+    if not args.no_held_out:  # held-out class: in = the other classes of the test split, out = class 9
+        is_out = test.y == HELD_OUT
+        keep_in = torch.nonzero(~is_out).ravel()
+        keep_in = keep_in[torch.randperm(len(keep_in), generator=g)[: args.n]]
+        s_in9 = score(held_model, held_bg, test.x[keep_in])
+        s_out9 = score(held_model, held_bg, test.x[is_out][: args.n])
+        table[f"class {HELD_OUT} (held out)"] = {k: ood_metrics(s_in9[k], s_out9[k]) for k in s_in9}
+    t_score = time.perf_counter() - t1
+
+    scores = list(s_in)
+    lines = [
+        "| out set | " + " | ".join(scores) + " |",
+        "|---|" + "---:|" * len(scores),
+    ]
+    for name, row in table.items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[k]['auroc']:.3f}" for k in scores) + " |")
+    mean = {k: float(np.mean([row[k]["auroc"] for row in table.values()])) for k in scores}
+    lines.append("| **mean** | " + " | ".join(f"**{mean[k]:.3f}**" for k in scores) + " |")
+    md = "\n".join(lines)
+    print(md)
+    print(f"training {t_train:.0f}s, scoring {t_score:.0f}s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {
+        "command": "python " + " ".join(sys.argv), "epochs": args.epochs, "n": args.n,
+        "iw_samples": args.iw_samples, "likelihood": model.config.likelihood, "latent_dim": args.latent_dim,
+        "train_seconds": t_train, "score_seconds": t_score, "machine": platform.platform(),
+        "threads": torch.get_num_threads(), "table": table, "mean_auroc": mean,
+        "val_nelbo": {r: _best_val(args.out / r) for r in runs if "/" not in r},
+    }  # fmt: skip
+    (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "results.md").write_text(md + "\n")
+
+
+def _rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _best_val(folder: Path) -> float:
+    return min((r["val_nelbo"] for r in _rows(folder)), default=math.nan)
+
+
+def _train_seconds(folder: Path) -> float:
+    """Seconds the run's epochs took (from metrics.jsonl, so also right for reused runs)."""
+    return sum(r["seconds"] for r in _rows(folder))
+
+
+if __name__ == "__main__":
+    main()
