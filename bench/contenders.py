@@ -366,6 +366,48 @@ def test_nelbo(handle: Handle, x: torch.Tensor, *, seed: int = 123, batch_size: 
     return total / len(x)
 
 
+class HandleAsModel:
+    """A Handle dressed as the vaekit model that vaekit.metrics.iwae_log_likelihood reads
+    (encode -> DiagonalGaussian, decode -> Bernoulli likelihood, a standard normal prior), so
+    every contender's model is scored by one importance-sampled evaluator, vaekit's own."""
+
+    stochastic = True
+
+    def __init__(self, handle: Handle, latent_dim: int):
+        from types import SimpleNamespace
+
+        from vaekit.likelihoods import BernoulliLikelihood
+        from vaekit.priors import StandardNormal
+
+        self.handle, self.latent_dim = handle, latent_dim
+        self.config = SimpleNamespace(num_classes=0)
+        self.device = torch.device("cpu")
+        self.prior = StandardNormal(latent_dim)
+        self.likelihood = BernoulliLikelihood([1, 28, 28])
+
+    def encode(self, x, y=None):
+        from vaekit.distributions import DiagonalGaussian
+
+        return DiagonalGaussian(*self.handle.encode(x))
+
+    def decode(self, z, y=None):
+        return self.likelihood(self.handle.decode_logits(z).reshape(len(z), 1, 1, 28, 28))  # (B, P=1, C, H, W)
+
+
+@torch.no_grad()
+def test_iwae_nll(handle: Handle, x: torch.Tensor, *, k: int = 100, seed: int = 123, batch_size: int = 500) -> float:
+    """Test NLL in nats per example: -log p(x) estimated by vaekit.metrics.iwae_log_likelihood
+    with k importance samples (Bernoulli likelihood), the same for every contender."""
+    from vaekit.metrics import iwae_log_likelihood
+
+    model = HandleAsModel(handle, latent_dim=handle.encode(x[:1])[0].shape[1])
+    g = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        total += float(iwae_log_likelihood(model, x[i : i + batch_size], k=k, generator=g).sum())
+    return -total / len(x)
+
+
 def mlp_train_flops_per_image(sizes=((784, 400), (400, 40), (20, 400), (400, 784))) -> dict[str, float]:
     """Matmul FLOPs of one training step per image for the MLP. Forward: 2*in*out per layer;
     backward: 2*in*out for the weight gradient, and 2*in*out for the input gradient of every

@@ -51,6 +51,13 @@ class TrainConfig:
     denoise: str | None = None  # train as a denoiser: gaussian:SIGMA, saltpepper:P or mask:P
     precision: str = "fp32"  # "auto" | "fp32" | "bf16" | "fp16": autocast for the forward pass (fp16 adds a GradScaler)
     compile: bool = False  # torch.compile the training forward (pays a compile time up front)
+    lr_schedule: str = "cosine"  # "constant" | "cosine" | "plateau" (see vaekit.schedules)
+    time_limit: float | None = None  # seconds: stop after the last epoch that fits; the schedule ends there
+
+    def __post_init__(self) -> None:
+        from .schedules import check_options  # checked here, before a run folder is made
+
+        check_options(self.lr_schedule, self.time_limit)
 
 
 @dataclass
