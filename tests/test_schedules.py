@@ -161,3 +161,12 @@ def test_cli_schedule_and_time_limit_reach_the_config(tmp_path):
     assert result.exit_code == 0, result.output
     cfg, _ = ckpt.read_config(out)
     assert (cfg.train.lr_schedule, cfg.train.time_limit) == ("plateau", 3600.0)
+
+
+def test_a_run_saved_before_schedules_resumes_at_a_constant_rate():
+    from vaekit.config import RunConfig
+
+    old = RunConfig().to_dict()
+    del old["train"]["lr_schedule"], old["train"]["time_limit"]
+    assert RunConfig.from_dict(old).train.lr_schedule == "constant"
+    assert RunConfig.from_dict(RunConfig().to_dict()).train.lr_schedule == "cosine"

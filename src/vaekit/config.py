@@ -84,9 +84,11 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         if not isinstance(d, dict) or d.get("format") != CONFIG_FORMAT:
             raise RunFolderError(f"config is not a vaekit run config (expected format {CONFIG_FORMAT!r})")
+        # runs saved before learning-rate schedules existed trained at a constant rate
+        train = {"lr_schedule": "constant", **d.get("train", {})}
         return cls(
             model=_build(ModelConfig, d.get("model", {})),
-            train=_build(TrainConfig, d.get("train", {})),
+            train=_build(TrainConfig, train),
             data=_build(DataConfig, d.get("data", {})),
         )
 

@@ -54,7 +54,7 @@ class LRSchedule:
                    time_limit=cfg.time_limit)  # fmt: skip
 
     def lr_at(self, step: int) -> float:
-        """The rate of optimizer step `step` (0-based count of applied steps)."""
+        """The rate of the run's batch `step` (0-based, counting every batch of every epoch)."""
         if self.kind == "cosine":
             progress = min(step / max(self.last_epoch * self.steps_per_epoch, 1), 1.0)
             return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))

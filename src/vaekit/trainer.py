@@ -316,7 +316,7 @@ def fit(
     steps = math.ceil(n / global_bs)
     kl_control = KLControl.from_config(cfg, total_steps=steps * cfg.epochs)
     schedule = LRSchedule.from_config(cfg, steps_per_epoch=steps)
-    if "schedule" in state:  # resumed (checkpoints from before schedules have none: constant rate)
+    if "schedule" in state:  # resumed (a checkpoint from before schedules has none)
         schedule.load_state_dict(state["schedule"])
     corruption = Corruption.parse(cfg.denoise, clip=clip_range) if cfg.denoise else None
     sync_every = host_sync_every(device)
@@ -348,7 +348,9 @@ def fit(
             # unless a step was skipped since the last read)
             step = applied_at_sync + (i - guard.read_upto)
             forward = net_full if len(x) == bs else net
-            lr = schedule.lr_at(step)
+            # the rate follows the batches of the run (skipped ones too): host-known, so it is the
+            # same whenever the guard's counters are read back
+            lr = schedule.lr_at((epoch - 1) * steps + i)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with precision.autocast():

@@ -23,7 +23,7 @@ def train(
     test_fraction: Optional[float] = typer.Option(None, help=f"Test fraction for data with no official test split. (default: {D.test_fraction})", rich_help_panel=DATA, show_default=False),
     split_seed: Optional[int] = typer.Option(None, help=f"Seed of the train/validation/test split. (default: {D.split_seed})", rich_help_panel=DATA, show_default=False),
     model: Optional[str] = typer.Option(None, help="vae, or ae for the deterministic autoencoder baseline. (default: vae)", rich_help_panel=MODEL, show_default=False),
-    arch: Optional[str] = typer.Option(None, help="mlp or conv. (default: conv for images, mlp for vectors)", rich_help_panel=MODEL, show_default=False),
+    arch: Optional[str] = typer.Option(None, help="mlp or conv. (default: mlp for vectors, and for small images of up to 1024 values such as 28x28 grey under the Bernoulli likelihood; conv for other images)", rich_help_panel=MODEL, show_default=False),
     latent_dim: Optional[int] = typer.Option(None, help=f"Size of the latent code z. (default: {M.latent_dim})", rich_help_panel=MODEL, show_default=False),
     hidden: Optional[str] = typer.Option(None, help="MLP hidden widths, comma-separated. (default: 512,256)", rich_help_panel=MODEL, show_default=False),
     channels: Optional[str] = typer.Option(None, help="Conv channels per stride-2 stage, comma-separated. (default: sized from the images, e.g. 32,64 for 28x28)", rich_help_panel=MODEL, show_default=False),
