@@ -1,19 +1,22 @@
 """Time to quality: each contender, with its own recommended settings for Fashion-MNIST, gets
-the same wall-clock budget of training (its whole loop: training, its own validation and
-checkpoints; not our test evaluation) and we report the best test -ELBO it reached.
+the same wall-clock budget (all it does in its epochs: training, its own validation; not our test
+evaluation), and we report the best test -ELBO it reached and the test NLL of its final model.
 
     bench/.venv-peers/bin/python bench/quality.py --budget 300 --write BENCHMARKS.md
 
 Contenders (one process each; the one that has used the least of its budget trains next):
-  vaekit          `vaekit train --data fashion-mnist` defaults: conv 32/64, latent 16, Adam 2e-3, batch 128
-  vaekit-bf16     the same with --precision bf16 (autocast; worth it on CPUs with AMX/AVX512-BF16)
-  vaekit-mlp      the same with --arch mlp (vaekit's MLP: 512-256, latent 16)
+  vaekit          `vaekit train --data fashion-mnist --time-limit BUDGET`: vaekit's defaults (for
+                  28x28 images the MLP 512-256, latent 16; Adam 2e-3 with the cosine schedule, batch
+                  128, fp32), told the budget
   pythae          its README's VAE recipe for 28x28 images (see contenders.train_pythae_readme),
                   with the Bernoulli (bce) reconstruction loss
   classic         PyTorch's VAE example: MLP 784-400-20, Adam 1e-3, batch 128
-The measure is the test -ELBO (nats per example, Bernoulli likelihood, one posterior sample,
-fixed noise), the same evaluator for all: an upper bound on the test NLL. (vaekit's
-importance-weighted NLL is not used: it does not exist in this branch.)
+  (more in recipes(): vaekit-conv, vaekit-bf16, vaekit-constant, vaekit-before, ... for exploring defaults)
+Measures, the same evaluator for all: the test -ELBO after every epoch (nats per example, Bernoulli
+likelihood, one posterior sample, fixed noise; an upper bound on the NLL), and at the end the
+test NLL of each final model by vaekit.metrics.iwae_log_likelihood (k importance samples on the
+first --iw-examples test images, the same images and noise for everyone; see
+contenders.HandleAsModel).
 """
 
 from __future__ import annotations
@@ -30,28 +33,46 @@ sys.path.insert(0, str(HERE))
 
 from speed import Child, write_section  # noqa: E402
 
-MARK_BEGIN, MARK_END = "<!-- quality:begin -->", "<!-- quality:end -->"
 
 
-def recipes():
+def recipes(budget: float):
+    """name -> (train(splits, epochs=, seed=, ...) -> epoch iterator, recipe text for the table).
+    vaekit's rows run its defaults (lr, schedule, epochs) and are told the budget through
+    `time_limit`, as a user with a budget would: the cosine schedule then ends when the time does."""
     import contenders as C
     from vaekit.config import TrainConfig
 
-    lr = TrainConfig.lr  # vaekit's default learning rate
+    T = TrainConfig()
+
+    def vaekit(case="defaults", **options):
+        def train(s, *, epochs, **k):
+            return C.train_vaekit(s, case, epochs=T.epochs, lr=T.lr, batch_size=T.batch_size,
+                                  **{"time_limit": budget, "lr_schedule": T.lr_schedule, **options}, **k)  # fmt: skip
+
+        return train
+
+    defaults = f"Adam {T.lr:g}, {T.lr_schedule} schedule, batch {T.batch_size}, {T.precision}"
     return {
-        "vaekit": lambda s, **k: C.train_vaekit(s, "conv", lr=lr, batch_size=128, **k),
-        "vaekit-bf16": lambda s, **k: C.train_vaekit(s, "conv", lr=lr, batch_size=128, precision="bf16", **k),
-        "vaekit-mlp": lambda s, **k: C.train_vaekit(s, "mlp512", lr=lr, batch_size=128, **k),
-        # the earlier default learning rate, for comparison
-        "vaekit-lr1e-3": lambda s, **k: C.train_vaekit(s, "conv", lr=1e-3, batch_size=128, **k),
-        "vaekit-bf16-lr1e-3": lambda s, **k: C.train_vaekit(s, "conv", lr=1e-3, batch_size=128, precision="bf16", **k),
-        "pythae": lambda s, **k: C.train_pythae_readme(s, **k),
-        "classic": lambda s, **k: C.train_classic(s, "mlp", lr=1e-3, batch_size=128, **k),
+        "vaekit": (vaekit(), f"defaults (for 28x28: MLP 512-256, latent 16; {defaults}), `--time-limit {budget:g}`"),
+        "vaekit-notl": (vaekit(time_limit=None), "defaults, not told the budget (cosine over 30 epochs)"),
+        "vaekit-constant": (vaekit(lr_schedule="constant", time_limit=None),
+                            "defaults, but a constant rate and no time limit"),
+        "vaekit-bf16": (vaekit(precision="bf16"), "the same as vaekit + `--precision bf16`"),
+        "vaekit-conv": (vaekit("conv"), "`--arch conv` (32/64, latent 16: the default of before), `--time-limit`"),
+        "vaekit-conv-bf16": (vaekit("conv", precision="bf16"), "`--arch conv --precision bf16`, `--time-limit`"),
+        # the defaults of before: conv, constant rate, no time limit
+        "vaekit-before": (vaekit("conv", lr_schedule="constant", time_limit=None),
+                          "the defaults before this change: conv 32/64, constant rate"),
+        "pythae": (lambda s, **k: C.train_pythae_readme(s, **k),
+                   "README recipe: MLP 512, latent 10, AdamW 1e-3, batch 200, plateau LR; bce"),
+        "classic": (lambda s, **k: C.train_classic(s, "mlp", lr=1e-3, batch_size=128, **k),
+                    "PyTorch example: MLP 400, latent 20, Adam 1e-3, batch 128"),
     }
 
 
-def child(name: str, max_epochs: int, seed: int) -> None:
-    """Stepped by the parent: "epoch" -> one epoch, answering its wall time and the test -ELBO."""
+def child(name: str, max_epochs: int, seed: int, budget: float, iw_samples: int, iw_examples: int) -> None:
+    """Stepped by the parent: "epoch" -> one epoch, answering its wall time and the test -ELBO
+    ({"done": true} when the contender has ended its run by itself)."""
     import contenders as C
 
     def say(obj) -> None:
@@ -60,51 +81,57 @@ def child(name: str, max_epochs: int, seed: int) -> None:
 
     splits = C.load_splits()
     extra = {"output_dir": f"/tmp/pythae-quality-{os.getpid()}"} if name.startswith("pythae") else {}
-    epochs = recipes()[name](splits, epochs=max_epochs, seed=seed, **extra)
+    epochs = recipes(budget)[name][0](splits, epochs=max_epochs, seed=seed, **extra)
     say({"ready": True})
+    handle = None
     for line in sys.stdin:
         if line.strip() != "epoch":
             break
         t0 = time.perf_counter()
-        epoch, _, handle = next(epochs)
-        wall = time.perf_counter() - t0
+        try:
+            epoch, _, handle = next(epochs)
+        except StopIteration:
+            say({"done": True})
+            continue
+        wall = time.perf_counter() - t0  # all the contender does in an epoch, its validation included
         say({"epoch": epoch, "wall": wall, "test_nelbo": C.test_nelbo(handle, splits.test.x)})
+    if handle is not None and iw_samples > 0:  # the parent closed our stdin: score the final model
+        x = splits.test.x[:iw_examples]
+        say({"iwae_nll": C.test_iwae_nll(handle, x, k=iw_samples), "iw_samples": iw_samples, "iw_examples": len(x)})
     os._exit(0)  # leave the contenders' loops where they stand
 
 
-def table(results: dict, budget: float, command: str) -> str:
+def table(results: dict, final: dict, budget: float, command: str, recipe: dict) -> str:
     import platform
 
     best = {n: min(r["test_nelbo"] for r in rows) if rows else float("nan") for n, rows in results.items()}
-    ref = best.get("vaekit")
+    nll = {n: final.get(n, {}).get("iwae_nll", float("nan")) for n in results}
+    ref = "vaekit" if "vaekit" in results else None
+    some = next(iter(final.values()), {})
+    iw = f"k = {some['iw_samples']}, first {some['iw_examples']:,} test images" if some else "not run"
     lines = [
-        f"## Time to quality: best test -ELBO within {budget:.0f} s of training (Fashion-MNIST, CPU)",
+        f"## Time to quality: best test -ELBO and NLL within {budget:.0f} s of training (Fashion-MNIST, CPU)",
         "",
         f"Command: `{command}`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other work while measured; "
         f"torch threads as the machine sets them. Each contender trains with its own recommended "
-        f"settings until its cumulative training wall-clock (its loop, validation and checkpoints included; our "
-        f"test evaluation excluded) passes the budget; the contender with the least budget used trains next. "
-        f"-ELBO: test split, nats per example, Bernoulli likelihood, one posterior sample (an upper bound "
-        f"on the NLL; vaekit's IWAE estimator is not in this branch).",
+        f"settings until its cumulative wall-clock (all it does in its epochs, its own validation included; "
+        f"our test evaluation excluded) passes the budget; the contender with the least budget used trains next. "
+        f"vaekit is told the budget (`--time-limit`) and ends its run inside it, the others overrun it by "
+        f"part of their last epoch. -ELBO: test split, nats per example, Bernoulli likelihood, one posterior "
+        f"sample, best over the epochs. NLL: the final model's -log p(x) by vaekit.metrics.iwae_log_likelihood "
+        f"({iw}; the same images and noise for every contender), nats per example.",
         "",
-        "| contender | recipe | epochs in budget | seconds used | best test -ELBO (nats) | vs vaekit |",
-        "|---|---|---:|---:|---:|---:|",
+        "| contender | recipe | epochs in budget | seconds used | best test -ELBO | vs vaekit | final test NLL (IWAE) | vs vaekit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    recipe = {
-        "vaekit": "defaults: conv 32/64, latent 16, Adam 2e-3, batch 128, fp32",
-        "vaekit-bf16": "defaults + `--precision bf16`",
-        "vaekit-mlp": "defaults + `--arch mlp` (512-256, latent 16)",
-        "vaekit-lr1e-3": "the earlier defaults (Adam 1e-3)",
-        "vaekit-bf16-lr1e-3": "the earlier defaults + `--precision bf16`",
-        "pythae": "README recipe: MLP 512, latent 10, AdamW 1e-3, batch 200, plateau LR; bce",
-        "classic": "PyTorch example: MLP 400, latent 20, Adam 1e-3, batch 128",
-    }
     for name, rows in results.items():
         used = sum(r["wall"] for r in rows)
-        diff = f"{best[name] - ref:+.2f}" if ref is not None and name != "vaekit" else "-"
-        lines.append(f"| {name} | {recipe.get(name, '')} | {len(rows)} | {used:.0f} | {best[name]:.2f} | {diff} |")
+        d_elbo = f"{best[name] - best[ref]:+.2f}" if ref and name != ref else "-"
+        d_nll = f"{nll[name] - nll[ref]:+.2f}" if ref and name != ref else "-"
+        lines.append(f"| {name} | {recipe.get(name, '')} | {len(rows)} | {used:.0f} | {best[name]:.2f} | {d_elbo} "
+                     f"| {nll[name]:.2f} | {d_nll} |")  # fmt: skip
     lines.append("")
     lines.append("Per-epoch test -ELBO (cumulative seconds): " + "; ".join(
         f"{name}: " + ", ".join(f"{r['test_nelbo']:.1f} ({r['cum']:.0f}s)" for r in rows)
@@ -114,49 +141,66 @@ def table(results: dict, budget: float, command: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--child", nargs=3, metavar=("NAME", "MAX_EPOCHS", "SEED"), help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     p.add_argument("--budget", type=float, default=300.0, help="seconds of training per contender")
-    p.add_argument("--contenders", default="vaekit,vaekit-bf16,vaekit-mlp,pythae,classic")
+    p.add_argument("--contenders", default="vaekit,pythae,classic")
     p.add_argument("--max-epochs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iw-samples", type=int, default=100, help="importance samples of the final NLL (0: skip it)")
+    p.add_argument("--iw-examples", type=int, default=2000, help="test images the final NLL is computed on")
     p.add_argument("--out", default=str(HERE / "out" / "quality.json"))
     p.add_argument("--log", default=str(HERE / "out" / "quality.log"))
     p.add_argument("--write", default=None)
+    p.add_argument("--section", default="quality", help="BENCHMARKS.md section marker name")
     a = p.parse_args()
     if a.child:
-        name, max_epochs, seed = a.child
-        child(name, int(max_epochs), int(seed))
+        name, max_epochs, seed, budget, iw_samples, iw_examples = a.child
+        child(name, int(max_epochs), int(seed), float(budget), int(iw_samples), int(iw_examples))
         return
     names = a.contenders.split(",")
+    recipe = {n: text for n, (_, text) in recipes(a.budget).items()}
+    unknown = [n for n in names if n not in recipe]
+    if unknown:
+        raise SystemExit(f"unknown contenders {unknown}; choose from {', '.join(recipe)}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {n: [] for n in names}
+    final: dict[str, dict] = {}
     t0 = time.time()
     with open(a.log, "a") as log:
-        kids = {n: Child([n, str(a.max_epochs), str(a.seed)], log, script=__file__) for n in names}
+        args = [str(a.max_epochs), str(a.seed), str(a.budget), str(a.iw_samples), str(a.iw_examples)]
+        kids = {n: Child([n, *args], log, script=__file__) for n in names}
         for kid in kids.values():
             kid.ask(None)
         used = {n: 0.0 for n in names}
+        done: set[str] = set()
         # always step the contender that has used the least of its budget: they move through their
         # budgets together, so a busy or quiet spell of the machine falls on all of them alike
         while True:
-            left = [n for n in names if used[n] < a.budget and len(results[n]) < a.max_epochs]
+            left = [n for n in names if n not in done and used[n] < a.budget and len(results[n]) < a.max_epochs]
             if not left:
                 break
             n = min(left, key=lambda k: used[k])
             r = kids[n].ask("epoch")
+            if r.get("done"):  # ended its run by itself (vaekit's time limit)
+                done.add(n)
+                continue
             used[n] += r["wall"]
             results[n].append({**r, "cum": used[n]})
             print(f"[{time.time() - t0:6.0f}s] {n} epoch {r['epoch']}: {r['wall']:.0f}s, "
                   f"test -ELBO {r['test_nelbo']:.2f} (total {used[n]:.0f}s)", flush=True)  # fmt: skip
-            Path(a.out).write_text(json.dumps(results, indent=1))
-        for kid in kids.values():
-            kid.proc.stdin.write("stop\n")
+            Path(a.out).write_text(json.dumps({"epochs": results, "final": final}, indent=1))
+        for n, kid in kids.items():  # one at a time: each scores its final model when its input closes
+            kid.proc.stdin.close()
+            if a.iw_samples > 0 and results[n]:
+                final[n] = kid.ask(None)
+                print(f"[{time.time() - t0:6.0f}s] {n} final test NLL {final[n]['iwae_nll']:.2f}", flush=True)
             kid.close()
+        Path(a.out).write_text(json.dumps({"epochs": results, "final": final}, indent=1))
     command = "bench/.venv-peers/bin/python bench/quality.py " + " ".join(sys.argv[1:])
-    text = table(results, a.budget, command)
+    text = table(results, final, a.budget, command, recipe)
     print(text)
     if a.write:
-        write_section(Path(a.write), text, MARK_BEGIN, MARK_END)
+        write_section(Path(a.write), text, f"<!-- {a.section}:begin -->", f"<!-- {a.section}:end -->")
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def main() -> None:
 
     if not (args.run / "model.safetensors").exists():
         print(f"{args.run} is missing: training a conv VAE on Fashion-MNIST for {args.epochs} epochs ...")
-        vaekit.train("fashion-mnist", out=args.run, epochs=args.epochs, overwrite=True)
+        vaekit.train("fashion-mnist", out=args.run, epochs=args.epochs, arch="conv", overwrite=True)
 
     model = vaekit.load(args.run)
     rng = np.random.default_rng(0)

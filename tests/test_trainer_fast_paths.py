@@ -124,7 +124,9 @@ def test_bf16_tracks_fp32_closely(digits):
 @pytest.mark.parametrize("arch", ["mlp", "conv"])  # conv: bf16 also turns on channels-last
 def test_resume_is_exact_through_the_fast_paths(tmp_path, sync_every, arch):
     sync_every(3)
-    extra = dict(precision="bf16", grad_clip=2.0, kl_warmup=20)
+    # lr_schedule constant: extending a finished run is exact at a constant rate (the cosine
+    # schedule's interrupted-run resume: tests/test_schedules.py)
+    extra = dict(precision="bf16", grad_clip=2.0, kl_warmup=20, lr_schedule="constant")
     tiny = {**TINY, "arch": arch}
     vaekit.train("digits", out=tmp_path / "full", epochs=4, **tiny, **extra)
     vaekit.train("digits", out=tmp_path / "half", epochs=2, **tiny, **extra)

@@ -51,6 +51,13 @@ class TrainConfig:
     denoise: str | None = None  # train as a denoiser: gaussian:SIGMA, saltpepper:P or mask:P
     precision: str = "fp32"  # "auto" | "fp32" | "bf16" | "fp16": autocast for the forward pass (fp16 adds a GradScaler)
     compile: bool = False  # torch.compile the training forward (pays a compile time up front)
+    lr_schedule: str = "cosine"  # "constant" | "cosine" | "plateau" (see vaekit.schedules)
+    time_limit: float | None = None  # seconds: stop after the last epoch that fits; the schedule ends there
+
+    def __post_init__(self) -> None:
+        from .schedules import check_options  # checked here, before a run folder is made
+
+        check_options(self.lr_schedule, self.time_limit)
 
 
 @dataclass
@@ -77,9 +84,11 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         if not isinstance(d, dict) or d.get("format") != CONFIG_FORMAT:
             raise RunFolderError(f"config is not a vaekit run config (expected format {CONFIG_FORMAT!r})")
+        # runs saved before learning-rate schedules existed trained at a constant rate
+        train = {"lr_schedule": "constant", **d.get("train", {})}
         return cls(
             model=_build(ModelConfig, d.get("model", {})),
-            train=_build(TrainConfig, d.get("train", {})),
+            train=_build(TrainConfig, train),
             data=_build(DataConfig, d.get("data", {})),
         )
 

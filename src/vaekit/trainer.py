@@ -33,6 +33,7 @@ from .corruption import Corruption
 from .data import DataSplits, Dataset
 from .errors import TrainingDiverged, VaekitError
 from .objectives import KLControl
+from .schedules import LRSchedule
 
 Callback = Callable[[int, dict[str, Any], torch.nn.Module], None]
 LOG_EVERY = 20  # steps between progress-bar refreshes (each refresh reads values off the device)
@@ -318,6 +319,9 @@ def fit(
     bs, global_bs = cfg.batch_size, cfg.batch_size * ctx.world_size
     steps = math.ceil(n / global_bs)
     kl_control = KLControl.from_config(cfg, total_steps=steps * cfg.epochs)
+    schedule = LRSchedule.from_config(cfg, steps_per_epoch=steps)
+    if "schedule" in state:  # resumed (a checkpoint from before schedules has none)
+        schedule.load_state_dict(state["schedule"])
     corruption = Corruption.parse(cfg.denoise, clip=clip_range) if cfg.denoise else None
     sync_every = host_sync_every(device)
     fused = _is_fused(optimizer)
@@ -348,6 +352,11 @@ def fit(
             # unless a step was skipped since the last read)
             step = applied_at_sync + (i - guard.read_upto)
             forward = net_full if len(x) == bs else net
+            # the rate follows the batches of the run (skipped ones too): host-known, so it is the
+            # same whenever the guard's counters are read back
+            lr = schedule.lr_at((epoch - 1) * steps + i)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             with precision.autocast():
                 out = forward(x_in, y, target=x)
                 loss = kl_control.loss(out, step)
@@ -397,13 +406,19 @@ def fit(
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
+        # the run's seconds so far (training and validation), the slowest rank's on every rank so
+        # that all ranks agree on where a time limit ends the run
+        elapsed = torch.tensor(state.get("seconds", 0.0) + time.perf_counter() - t0, dtype=torch.float64, device=device)
+        state["seconds"] = float(distributed.all_reduce_max_(elapsed, ctx))
+        stop = schedule.end_epoch(epoch, bad_epochs=state["bad_epochs"], seconds=state["seconds"])
+        state["schedule"] = schedule.state_dict()
         row = {
             "epoch": epoch, "step": state["step"],
             "train_loss": tr_loss, "train_recon": tr_recon, "train_kl": tr_kl,
             "val_loss": v["loss"], "val_recon": v["recon"], "val_kl": v["kl"], "val_nelbo": v["nelbo"],
             "beta": cfg.beta, "kl_weight": kl_control.weight(state["step"]),
             "capacity": kl_control.target(state["step"]), "seconds": seconds, "images_per_s": n / seconds, "skipped_steps": skipped,
-            "precision": precision.name,
+            "precision": precision.name, "lr": lr,
         }  # fmt: skip
         history.append(row)
         if progress:
@@ -420,5 +435,7 @@ def fit(
         if ctx.is_main:
             for cb in callbacks:
                 cb(epoch, row, model)
+        if stop:  # the time limit leaves no room for another epoch
+            break
     distributed.barrier(ctx)  # every rank leaves with rank 0's files complete
     return history

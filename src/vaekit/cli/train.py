@@ -23,7 +23,7 @@ def train(
     test_fraction: Optional[float] = typer.Option(None, help=f"Test fraction for data with no official test split. (default: {D.test_fraction})", rich_help_panel=DATA, show_default=False),
     split_seed: Optional[int] = typer.Option(None, help=f"Seed of the train/validation/test split. (default: {D.split_seed})", rich_help_panel=DATA, show_default=False),
     model: Optional[str] = typer.Option(None, help="vae, or ae for the deterministic autoencoder baseline. (default: vae)", rich_help_panel=MODEL, show_default=False),
-    arch: Optional[str] = typer.Option(None, help="mlp or conv. (default: conv for images, mlp for vectors)", rich_help_panel=MODEL, show_default=False),
+    arch: Optional[str] = typer.Option(None, help="mlp or conv. (default: mlp for vectors, and for small images of up to 1024 values such as 28x28 grey under the Bernoulli likelihood; conv for other images)", rich_help_panel=MODEL, show_default=False),
     latent_dim: Optional[int] = typer.Option(None, help=f"Size of the latent code z. (default: {M.latent_dim})", rich_help_panel=MODEL, show_default=False),
     hidden: Optional[str] = typer.Option(None, help="MLP hidden widths, comma-separated. (default: 512,256)", rich_help_panel=MODEL, show_default=False),
     channels: Optional[str] = typer.Option(None, help="Conv channels per stride-2 stage, comma-separated. (default: sized from the images, e.g. 32,64 for 28x28)", rich_help_panel=MODEL, show_default=False),
@@ -47,6 +47,8 @@ def train(
     exclude_label: Optional[str] = typer.Option(None, help="Drop these classes (comma-separated) from training and validation; the test split keeps them. (default: none)", rich_help_panel=DATA, show_default=False),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. (default: auto)", rich_help_panel=TRAINING, show_default=False),
     precision: Optional[str] = typer.Option(None, help="auto (bf16 where the device computes it natively: AMX/AVX512-BF16 CPUs, Ampere+ GPUs; else fp32), fp32, bf16 or fp16 (autocast; fp16 adds a gradient scaler). (default: fp32)", rich_help_panel=TRAINING, show_default=False),
+    lr_schedule: Optional[str] = typer.Option(None, help=f"Learning rate over the run: cosine (falls to 0 by the last epoch), constant, or plateau (halved after 3 epochs without a better validation loss). (default: {T.lr_schedule})", rich_help_panel=TRAINING, show_default=False),
+    time_limit: Optional[float] = typer.Option(None, help="Seconds the run may take (training and validation): it stops after the last epoch that fits, and the cosine schedule ends there. (default: none)", rich_help_panel=TRAINING, show_default=False),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the training step (compiles for a while first). (default: off)", rich_help_panel=TRAINING, show_default=False),
     out: Optional[Path] = typer.Option(None, help="Run folder to write. (default: runs/<data>-<model>)", rich_help_panel=RUN, show_default=False),
     resume: Optional[Path] = typer.Option(None, help="Continue this run folder exactly where it stopped, up to --epochs in total.", rich_help_panel=RUN, show_default=False),
@@ -61,7 +63,7 @@ def train(
         epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, grad_clip=grad_clip, seed=seed,
         patience=patience, binarize=binarize, device=device, kl_warmup=kl_warmup, kl_cycles=kl_cycles,
         free_bits=free_bits, capacity=capacity, denoise=denoise, precision=precision, compile=compile,
-        exclude_labels=int_list(exclude_label, "--exclude-label"),
+        lr_schedule=lr_schedule, time_limit=time_limit, exclude_labels=int_list(exclude_label, "--exclude-label"),
     )  # fmt: skip
     vae = api.train(
         data, out=out, resume=resume, model=model, conditional=conditional, overwrite=overwrite,
