@@ -18,7 +18,7 @@ from vaekit.metrics import psnr
 def dae(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dae") / "run"
     return vaekit.train("digits", out=folder, model="ae", denoise="gaussian:0.3", epochs=25, arch="mlp",
-                        hidden=[128], latent_dim=8, batch_size=64, progress=False, figures=False)  # fmt: skip
+                        hidden=[256], latent_dim=16, batch_size=64, progress=False, figures=False)  # fmt: skip
 
 
 def test_denoiser_raises_psnr_on_held_out_noisy_inputs(dae):

@@ -37,17 +37,20 @@ def test_sweep_writes_the_trade_off(tmp_path):
 
 def test_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
     out = tmp_path / "sw"
-    # an "interrupted" sweep: beta-1 finished 1 of 2 epochs, beta-2 died before its first epoch ended
-    sweep.run_sweep("digits", betas=[1], out=out, epochs=1, **TINY)
+    # an "interrupted" sweep: beta-1 finished 1 of 2 epochs, beta-2 died before its first epoch ended.
+    # The interruption is simulated by a 1-epoch run, so the rate is pinned constant: a cosine
+    # schedule's length is the run's epoch count, which this stand-in changes.
+    tiny = {**TINY, "lr_schedule": "constant"}
+    sweep.run_sweep("digits", betas=[1], out=out, epochs=1, **tiny)
     (out / "beta-2").mkdir()
     (out / "beta-2" / ckpt.CONFIG_FILE).write_text((out / "beta-1" / ckpt.CONFIG_FILE).read_text())
     messages = []
-    sweep.run_sweep("digits", betas=[1, 2], out=out, epochs=2, **{**TINY, "log": messages.append})
+    sweep.run_sweep("digits", betas=[1, 2], out=out, epochs=2, **{**tiny, "log": messages.append})
     assert "beta-1: resumed at epoch 2" in messages[0] and "beta-2: trained 2 epochs" in messages[1]
     assert [r["epoch"] for r in ckpt.read_metrics(out / "beta-1")] == [1, 2]
     # the resumed point equals an uninterrupted one
     ref = tmp_path / "ref"
-    sweep.run_sweep("digits", betas=[1], out=ref, epochs=2, **TINY)
+    sweep.run_sweep("digits", betas=[1], out=ref, epochs=2, **tiny)
     a, _ = ckpt.load_weights(out / "beta-1" / ckpt.MODEL_FILE)
     b, _ = ckpt.load_weights(ref / "beta-1" / ckpt.MODEL_FILE)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -55,7 +58,7 @@ def test_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep.api, "train", lambda *a, **k: pytest.fail("retrained a finished point"))
     monkeypatch.setattr(sweep, "evaluate_point", lambda *a, **k: pytest.fail("re-evaluated a finished point"))
     messages.clear()
-    rows = sweep.run_sweep("digits", betas=[1, 2], out=out, epochs=2, **{**TINY, "log": messages.append})
+    rows = sweep.run_sweep("digits", betas=[1, 2], out=out, epochs=2, **{**tiny, "log": messages.append})
     assert all("already trained" in m for m in messages) and len(rows) == 2
 
 
