@@ -29,9 +29,9 @@ def train_seconds(folder: Path) -> float:
     return sum(r["seconds"] for r in rows)
 
 
-def get_run(folder: Path, *, reuse: bool, lr: float | None = None, **options):
-    if lr:
-        options["lr"] = lr
+def get_run(folder: Path, *, reuse: bool, lr: float | None = None, lr_schedule: str | None = None,
+            arch: str | None = None, **options):
+    options.update({k: v for k, v in dict(lr=lr, lr_schedule=lr_schedule, arch=arch).items() if v})
     if reuse and (folder / "model.safetensors").exists():
         return vaekit.load(folder)
     return vaekit.train("fashion-mnist", out=folder, overwrite=True, progress=False, figures=False, **options)
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="test images to corrupt and clean")
     ap.add_argument("--noises", default=",".join(NOISES))
     ap.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: vaekit's)")
+    ap.add_argument("--lr-schedule", default=None, help="constant | cosine | plateau (default: vaekit's)")
+    ap.add_argument("--arch", default=None, help="mlp | conv (default: vaekit's choice for the data)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/denoise"))
     ap.add_argument("--reuse", action="store_true", help="reuse trained runs found in --out")
     ap.add_argument("--train-only", action="store_true", help="train the runs, measure nothing")
@@ -51,12 +53,13 @@ def main() -> None:
     test = load_split("fashion-mnist:test")
     clean = test.x[torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[: args.n]]
     rows, seconds = [], {}
+    pins = dict(reuse=args.reuse, lr=args.lr, lr_schedule=args.lr_schedule, arch=args.arch)
     for kind in ["ae", "vae"]:
-        plain = get_run(args.out / f"{kind}-plain", reuse=args.reuse, lr=args.lr, model=kind, epochs=args.epochs)
+        plain = get_run(args.out / f"{kind}-plain", **pins, model=kind, epochs=args.epochs)
         seconds[f"{kind}-plain"] = train_seconds(args.out / f"{kind}-plain")
         for noise in noises:
             tag = noise.replace(":", "")
-            dae = get_run(args.out / f"{kind}-{tag}", reuse=args.reuse, lr=args.lr, model=kind, epochs=args.epochs,
+            dae = get_run(args.out / f"{kind}-{tag}", **pins, model=kind, epochs=args.epochs,
                           denoise=noise)  # fmt: skip
             seconds[f"{kind}-{tag}"] = train_seconds(args.out / f"{kind}-{tag}")
             if args.train_only:

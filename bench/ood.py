@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--likelihood", default=None, help="the VAE's likelihood (default: vaekit's choice, bernoulli)")
     ap.add_argument("--latent-dim", type=int, default=16)
     ap.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: vaekit's)")
+    ap.add_argument("--lr-schedule", default=None, help="constant | cosine | plateau (default: vaekit's)")
+    ap.add_argument("--arch", default=None, help="mlp | conv (default: vaekit's choice for the data)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/ood"))
     ap.add_argument("--reuse", action="store_true", help="reuse trained runs found in --out")
     ap.add_argument("--seed", type=int, default=0)
@@ -88,6 +90,10 @@ def main() -> None:
         opts["likelihood"] = args.likelihood
     if args.lr:
         opts["lr"] = args.lr
+    if args.lr_schedule:
+        opts["lr_schedule"] = args.lr_schedule
+    if args.arch:
+        opts["arch"] = args.arch
     model, bg = train_run(args.out / "fmnist", epochs=args.epochs, reuse=args.reuse, **opts)
     runs = ["fmnist", "fmnist/background"]
     if not args.no_held_out:
