@@ -129,5 +129,5 @@ def denoise(
     model = api.load(run, device=device)
     paths = denoise_files(model, input, out, batch_size=batch_size)
     how = model.run_config.train.denoise
-    typer.echo(f"wrote {len(paths)} cleaned image{"" if len(paths) == 1 else "s"} to {out}/" + ("" if how else
+    typer.echo(f"wrote {len(paths)} cleaned image{'' if len(paths) == 1 else 's'} to {out}/" + ("" if how else
                "  (note: this run was not trained with --denoise; it only reconstructs)"))  # fmt: skip
