@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from speed import Child, write_section  # noqa: E402
+from speed import Child, machine_load, write_section  # noqa: E402
 
 
 
@@ -114,7 +114,7 @@ def table(results: dict, final: dict, budget: float, command: str, recipe: dict)
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other work while measured; "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {machine_load()}; "
         f"torch threads as the machine sets them. Each contender trains with its own recommended "
         f"settings until its cumulative wall-clock (all it does in its epochs, its own validation included; "
         f"our test evaluation excluded) passes the budget; the contender with the least budget used trains next. "

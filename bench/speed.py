@@ -185,6 +185,14 @@ def summarize(results: list[dict], contenders: list[str], cases: list[str]) -> d
     return summary
 
 
+START_LOAD = os.getloadavg()[0]  # the 1-minute load average when the benchmark started
+
+
+def machine_load() -> str:
+    return (f"load average {START_LOAD:.1f} at the start (above 0.5 means other work shared the "
+            f"cores: then only the ratios are meaningful)")
+
+
 def table(summary: dict, command: str, title: str = "Speed: vaekit vs pythae vs the classic PyTorch loop") -> str:
     lines = [
         f"## {title} (Fashion-MNIST, CPU)",
@@ -192,7 +200,7 @@ def table(summary: dict, command: str, title: str = "Speed: vaekit vs pythae vs 
         f"Command: `{command}`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
-        f"(shared with other work while measured: only the ratios are meaningful), "
+        f"({machine_load()}), "
         f"torch {__import__('torch').__version__}, float32.",
         "images/s: median over the epochs after the first, over all rounds; -ELBO: test split, nats per",
         "example, Bernoulli likelihood, one posterior sample, after the same epochs; memory: peak",
