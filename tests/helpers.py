@@ -38,3 +38,16 @@ def write_idx_folder(folder: Path, n_train: int = 30, n_test: int = 10, side: in
     write_idx(folder / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n_test, side, side)))
     write_idx(folder / "t10k-labels-idx1-ubyte", rng.integers(0, 3, n_test))
     return folder
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """-> (exit code, stdout, stderr) of `vaekit args` run in this process."""
+    from vaekit.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err

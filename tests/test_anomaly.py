@@ -9,23 +9,12 @@ import pytest
 import torch
 
 import vaekit
+from helpers import run_cli
 from vaekit import anomaly
-from vaekit.cli import main
 from vaekit.data import read_examples
 from vaekit.errors import VaekitError
 
 TINY = dict(arch="mlp", hidden=[32], latent_dim=3, batch_size=128, progress=False, figures=False)
-
-
-def run_cli(args, capsys):
-    """-> (exit code, stdout, stderr) of `vaekit args` run in this process."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import write_images
+from helpers import run_cli, write_images
 from vaekit.cli import main
-
-
-def run_cli(args, capsys):
-    """-> (exit code, stdout, stderr) of `vaekit args` run in this process."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vaekit
-from vaekit.cli import main
+from helpers import run_cli
 
 TINY = dict(arch="mlp", hidden=[32], latent_dim=4, epochs=2, batch_size=64, progress=False, figures=False)
 
@@ -18,16 +18,6 @@ def runs(tmp_path_factory):
     vaekit.train("digits", out=root / "vae", likelihood="discretized-logistic", **TINY)
     vaekit.train("digits", out=root / "ae", model="ae", likelihood="discretized-logistic", **TINY)
     return root
-
-
-def run_cli(argv, capsys):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_evaluate_prints_a_table_and_writes_json(runs, tmp_path, capsys):

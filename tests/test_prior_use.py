@@ -7,22 +7,12 @@ import pytest
 import torch
 
 import vaekit
+from helpers import run_cli
 from vaekit import classifier, metrics, priors, report
-from vaekit.cli import main
 from vaekit.fit_prior import fit_prior
 from vaekit.sampling import sample
 
 TINY = dict(arch="mlp", hidden=[64], latent_dim=4, epochs=3, beta=0.5, progress=False, figures=False)
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +34,7 @@ def _fd(run, kind: str) -> float:
 
 
 def test_evaluate_measures_the_fitted_prior(run, capsys):
-    code, out, err = cli(capsys, "evaluate", run, "-k", 5, "--max-examples", 40, "-q")
+    code, out, err = run_cli(["evaluate", run, "-k", 5, "--max-examples", 40, "-q"], capsys)
     assert code == 0, err
     smp = json.loads((run / "evaluation.json").read_text())["samples"]
     assert smp["prior"] == "gmm"
@@ -53,25 +43,25 @@ def test_evaluate_measures_the_fitted_prior(run, capsys):
     assert smp["fd_samples"] != pytest.approx(smp["fd_samples_standard"], rel=1e-3)
     assert "z ~ the fitted Gaussian mixture" in out and "FD, z ~ N(0, I)" in out
     # --prior standard: N(0, I), as before any prior was fitted
-    code, out, err = cli(capsys, "evaluate", run, "-k", 5, "--max-examples", 40, "--prior", "standard", "-q")
+    code, out, err = run_cli(["evaluate", run, "-k", 5, "--max-examples", 40, "--prior", "standard", "-q"], capsys)
     assert code == 0, err
     smp = json.loads((run / "evaluation.json").read_text())["samples"]
     assert smp["prior"] == "standard" and "fd_samples_standard" not in smp
     assert smp["fd_samples"] == pytest.approx(_fd(run, "standard"), rel=1e-6)
     assert "z ~ N(0, I) vs test" in out
-    code, out, err = cli(capsys, "evaluate", run, "--prior", "vae", "-q")
+    code, out, err = run_cli(["evaluate", run, "--prior", "vae", "-q"], capsys)
     assert code == 2 and "no fitted vae prior" in err and "Traceback" not in err
 
 
 def test_report_draws_from_the_fitted_prior(run, tmp_path, capsys):
     # evaluation.json (from the test above or made here) measured N(0, I): the report says so
-    code, _, err = cli(capsys, "evaluate", run, "-k", 5, "--max-examples", 40, "--prior", "standard", "-q")
+    code, _, err = run_cli(["evaluate", run, "-k", 5, "--max-examples", 40, "--prior", "standard", "-q"], capsys)
     assert code == 0, err
     html = report.write_report(run, out=tmp_path / "r.html").read_text()
     assert "64 decoded z ~ the fitted Gaussian mixture" in html
     assert "its FD used samples from N(0, I)" in html and "run `vaekit evaluate` again" in html
     # measured again with the fitted prior: no such note
-    code, _, err = cli(capsys, "evaluate", run, "-k", 5, "--max-examples", 40, "-q")
+    code, _, err = run_cli(["evaluate", run, "-k", 5, "--max-examples", 40, "-q"], capsys)
     assert code == 0, err
     html = report.write_report(run, out=tmp_path / "r2.html").read_text()
     assert "its FD used samples" not in html and "64 decoded z ~ the fitted Gaussian mixture" in html
@@ -100,8 +90,8 @@ def test_sample_temperature_scales_the_spread(run, tmp_path, capsys, kind):
     else:  # the same component k and noise: z_T = m_k + T * L_k eps, so (z_T - T z_1) / (1 - T) = m_k
         m = (z07.double() - 0.7 * z1.double()) / 0.3
         assert float(torch.cdist(m, prior.means.double()).min(1).values.max()) < 1e-4
-    code, out, err = cli(capsys, "sample", run, "-n", 16, "--temperature", 0.7, "--prior", kind, "--out", tmp_path / "s.png")
+    code, out, err = run_cli(["sample", run, "-n", 16, "--temperature", 0.7, "--prior", kind, "--out", tmp_path / "s.png"], capsys)
     assert code == 0, err
     assert (tmp_path / "s.png").is_file() and f"prior {kind}, temperature 0.7" in out
-    code, _, err = cli(capsys, "sample", run, "--temperature", 0, "--out", tmp_path / "t.png")
+    code, _, err = run_cli(["sample", run, "--temperature", 0, "--out", tmp_path / "t.png"], capsys)
     assert code == 2 and "temperature must be positive" in err

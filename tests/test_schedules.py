@@ -169,4 +169,13 @@ def test_a_run_saved_before_schedules_resumes_at_a_constant_rate():
     old = RunConfig().to_dict()
     del old["train"]["lr_schedule"], old["train"]["time_limit"]
     assert RunConfig.from_dict(old).train.lr_schedule == "constant"
-    assert RunConfig.from_dict(RunConfig().to_dict()).train.lr_schedule == "cosine"
+    assert RunConfig.from_dict(RunConfig().to_dict()).train.lr_schedule == "auto"
+
+
+def test_auto_is_cosine_under_a_time_limit_and_constant_otherwise():
+    timed = LRSchedule("auto", lr=1.0, steps_per_epoch=10, epochs=4, time_limit=1e6)
+    plain = LRSchedule("auto", lr=1.0, steps_per_epoch=10, epochs=4)
+    cosine = LRSchedule("cosine", lr=1.0, steps_per_epoch=10, epochs=4)
+    assert (timed.kind, plain.kind) == ("cosine", "constant")
+    assert [timed.lr_at(s) for s in range(40)] == [cosine.lr_at(s) for s in range(40)]
+    assert {plain.lr_at(s) for s in range(40)} == {1.0}

@@ -51,7 +51,7 @@ class TrainConfig:
     denoise: str | None = None  # train as a denoiser: gaussian:SIGMA, saltpepper:P or mask:P
     precision: str = "fp32"  # "auto" | "fp32" | "bf16" | "fp16": autocast for the forward pass (fp16 adds a GradScaler)
     compile: bool = False  # torch.compile the training forward (pays a compile time up front)
-    lr_schedule: str = "cosine"  # "constant" | "cosine" | "plateau" (see vaekit.schedules)
+    lr_schedule: str = "auto"  # "auto" (cosine under a time limit, else constant) | "constant" | "cosine" | "plateau" (see vaekit.schedules)
     time_limit: float | None = None  # seconds: stop after the last epoch that fits; the schedule ends there
 
     def __post_init__(self) -> None:

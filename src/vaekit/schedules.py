@@ -1,5 +1,8 @@
 """Learning-rate schedules and the time budget of a run.
 
+    auto      (the default) cosine when the run has a time limit, constant otherwise: a run
+              bounded by --epochs can then be extended with --resume to exactly the weights of
+              one longer run, and a run bounded by the clock still ends its rate with the clock.
     constant  Adam at cfg.lr throughout.
     cosine    lr_t = cfg.lr * (1 + cos(pi * t / T)) / 2 over the run's T steps (Loshchilov &
               Hutter 2017): the same start, a gently falling middle, and a last stretch at a
@@ -24,9 +27,16 @@ from typing import Any
 
 from .errors import VaekitError
 
-LR_SCHEDULES = ("constant", "cosine", "plateau")
+LR_SCHEDULES = ("auto", "constant", "cosine", "plateau")
 PLATEAU_PATIENCE = 3  # epochs without a better validation loss before the rate is halved
 PLATEAU_FACTOR = 0.5
+
+
+def resolve(kind: str, time_limit: float | None) -> str:
+    """The schedule a run follows: "auto" becomes cosine under a time limit, constant otherwise."""
+    if kind == "auto":
+        return "cosine" if time_limit is not None else "constant"
+    return kind
 
 
 def check_options(kind: str, time_limit: float | None) -> None:
@@ -44,6 +54,7 @@ class LRSchedule:
 
     def __init__(self, kind: str, *, lr: float, steps_per_epoch: int, epochs: int, time_limit: float | None = None):
         check_options(kind, time_limit)
+        kind = resolve(kind, time_limit)
         self.kind, self.lr, self.steps_per_epoch, self.epochs = kind, lr, steps_per_epoch, epochs
         self.time_limit = time_limit
         self.last_epoch, self.scale = epochs, 1.0
