@@ -51,3 +51,14 @@ def run_cli(args, capsys) -> tuple[int, str, str]:
         code = e.code or 0
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def cli_exit_code(*args) -> int:
+    """The exit status of `vaekit args` run in this process (its output is left to pytest)."""
+    from vaekit.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as e:
+        return e.code or 0
+    return 0

@@ -7,7 +7,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import vaekit
-from vaekit.cli import main
+from helpers import cli_exit_code
 from vaekit.errors import DataError, VaekitError
 from vaekit.sampling import class_index, sample
 
@@ -44,29 +44,21 @@ def test_conditional_without_labels_is_a_clear_error(tmp_path, digits_arrays, ca
     np.savez(path, x=x)
     with pytest.raises(DataError, match="--conditional needs labels, and unlabelled has none"):
         vaekit.train(str(path), out=tmp_path / "run", conditional=True, **TINY)
-    assert cli("train", "--data", str(path), "--conditional", "--epochs", "1", "--out", str(tmp_path / "r2"), "-q") == 2
+    assert cli_exit_code("train", "--data", str(path), "--conditional", "--epochs", "1", "--out", str(tmp_path / "r2"), "-q") == 2
     err = capsys.readouterr().err
     assert err.strip() == "vaekit: error: --conditional needs labels, and unlabelled has none"
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as e:
-        return e.code
-    return 0
 
 
 def test_sample_by_label_on_the_cli(tmp_path, capsys):
     run = tmp_path / "cvae"
     vaekit.train("digits", out=run, conditional=True, **TINY)
-    assert cli("sample", str(run), "--out", str(tmp_path / "s.png")) == 2
+    assert cli_exit_code("sample", str(run), "--out", str(tmp_path / "s.png")) == 2
     assert "this model is conditional: pass a label in 0..9" in capsys.readouterr().err
-    assert cli("sample", str(run), "--label", "7", "-n", "9", "--out", str(tmp_path / "sevens.png")) == 0
+    assert cli_exit_code("sample", str(run), "--label", "7", "-n", "9", "--out", str(tmp_path / "sevens.png")) == 0
     assert (tmp_path / "sevens.png").is_file()
     plain = tmp_path / "vae"
     vaekit.train("digits", out=plain, **TINY)
-    assert cli("sample", str(plain), "--label", "1", "--out", str(tmp_path / "x.png")) == 2
+    assert cli_exit_code("sample", str(plain), "--label", "1", "--out", str(tmp_path / "x.png")) == 2
     assert "not conditional" in capsys.readouterr().err
 
 

@@ -7,21 +7,13 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 import vaekit
+from helpers import cli_exit_code
 from vaekit import priors
-from vaekit.cli import main
 from vaekit.errors import RunFolderError, VaekitError
 from vaekit.fit_prior import aggregate_codes, fit_gmm, fit_prior
 from vaekit.sampling import sample
 
 TINY = dict(arch="mlp", hidden=[64], latent_dim=4, progress=False, figures=False)
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as e:
-        return e.code
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -113,17 +105,17 @@ def test_second_stage_vae_prior(tmp_path):
 
 def test_cli_fit_prior_then_sample_uses_it(tmp_path, capsys):
     run = vaekit.train("digits", out=tmp_path / "run", epochs=2, **TINY).run_dir
-    assert cli("sample", str(run), "-n", "4", "--out", str(tmp_path / "a.png")) == 0
+    assert cli_exit_code("sample", str(run), "-n", "4", "--out", str(tmp_path / "a.png")) == 0
     assert "prior standard" in capsys.readouterr().out
-    assert cli("fit-prior", str(run), "--kind", "gmm", "--components", "4") == 0
+    assert cli_exit_code("fit-prior", str(run), "--kind", "gmm", "--components", "4") == 0
     assert "fitted a gmm prior" in capsys.readouterr().out
-    assert cli("sample", str(run), "-n", "4", "--out", str(tmp_path / "b.png")) == 0
+    assert cli_exit_code("sample", str(run), "-n", "4", "--out", str(tmp_path / "b.png")) == 0
     assert "prior gmm" in capsys.readouterr().out
-    assert cli("sample", str(run), "-n", "4", "--prior", "standard", "--out", str(tmp_path / "c.png")) == 0
+    assert cli_exit_code("sample", str(run), "-n", "4", "--prior", "standard", "--out", str(tmp_path / "c.png")) == 0
     assert "prior standard" in capsys.readouterr().out
-    assert cli("sample", str(run), "--prior", "vae", "--out", str(tmp_path / "d.png")) == 2
+    assert cli_exit_code("sample", str(run), "--prior", "vae", "--out", str(tmp_path / "d.png")) == 2
     assert "fit one with `vaekit fit-prior" in capsys.readouterr().err
-    assert cli("fit-prior", str(run), "--kind", "gmm", "--components", "100000") == 2
+    assert cli_exit_code("fit-prior", str(run), "--kind", "gmm", "--components", "100000") == 2
     assert "more than the" in capsys.readouterr().err
 
 
