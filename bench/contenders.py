@@ -446,6 +446,35 @@ def adam_step_ms(repeats: int = 20) -> float:
     return best * 1e3
 
 
+def step_matmuls_ms(batch: int = 128, repeats: int = 50) -> float:
+    """Median time of the MLP training step's matmuls alone, at their real shapes and layouts
+    (what nn.Linear and its backward call: addmm forward, grad @ W for the input gradient of
+    every layer but the first, grad^T @ input for the weight gradient). No loop can run the
+    step faster than this plus the optimizer's update."""
+    layers = [(784, 400), (400, 40), (20, 400), (400, 784)]  # (in, out); the decoder takes 20 of the 40
+    ws = [torch.randn(o, i) for i, o in layers]
+    bs = [torch.randn(o) for _, o in layers]
+    acts = [torch.randn(batch, i) for i, _ in layers]
+    grads = [torch.randn(batch, o) for _, o in layers]
+
+    def step():
+        for a, w, b in zip(acts, ws, bs):
+            torch.addmm(b, a, w.t())
+        for j, (a, w, g) in enumerate(zip(acts, ws, grads)):
+            if j > 0:
+                g.mm(w)  # input gradient
+            g.t().mm(a)  # weight gradient
+
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2] * 1e3
+
+
 def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
     """Best-of-`repeats` float32 GFLOP/s of an n x n matmul with the default thread count."""
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -477,9 +506,18 @@ def _vaekit_foreach_adam(splits, case, **kwargs):
     return train_vaekit(splits, case, **kwargs)
 
 
+def _vaekit_keep_denormals(splits, case, **kwargs):
+    """Today's loop without flushing denormal floats to zero: what vaekit.denormals buys."""
+    import vaekit.trainer as T
+
+    T.flush_denormals = lambda: True
+    return train_vaekit(splits, case, **kwargs)
+
+
 CONTENDERS = {
     "vaekit-foundation": _vaekit_foundation,
     "vaekit-foreach-adam": _vaekit_foreach_adam,
+    "vaekit-keep-denormals": _vaekit_keep_denormals,
     "vaekit": train_vaekit,
     "vaekit-bf16": _vaekit_with(precision="bf16"),
     "vaekit-compile": _vaekit_with(compile=True),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -65,7 +66,7 @@ def child(contender: str, case: str, epochs: int, seed: int) -> None:
         for line in sys.stdin:
             if line.strip() == "finish":
                 return
-            say({"gflops": C.matmul_gflops(repeats=3), "adam_ms": C.adam_step_ms()})
+            say({"gflops": C.matmul_gflops(repeats=3), "adam_ms": C.adam_step_ms(), "step_matmuls_ms": C.step_matmuls_ms()})
         return
     splits = C.load_splits()
     _reset_peak_rss()  # loading the data peaks higher than training; measure from here
@@ -155,6 +156,7 @@ def summarize(results: list[dict], contenders: list[str], cases: list[str]) -> d
     summary: dict = {}
     gflops = [r["gflops"] for r in results if r["contender"] == "matmul"]
     adam_ms = [r["adam_ms"] for r in results if r["contender"] == "matmul" and "adam_ms" in r]
+    step_mm_ms = [r["step_matmuls_ms"] for r in results if r["contender"] == "matmul" and "step_matmuls_ms" in r]
     flops = C.mlp_train_flops_per_image()
     for case in cases:
         rows = {}
@@ -166,6 +168,7 @@ def summarize(results: list[dict], contenders: list[str], cases: list[str]) -> d
             rows[name] = {
                 "images_per_s": statistics.median(speeds),
                 "test_nelbo": statistics.mean(r["test_nelbo"] for r in runs),
+                "test_nelbo_by_seed": {r["seed"]: r["test_nelbo"] for r in runs},
                 "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
                 "rss_growth_mib": max(r["rss_growth_mib"] for r in runs),
                 "runs": len(runs), "epochs": runs[0]["epochs"], "threads": runs[0]["threads"],
@@ -182,6 +185,10 @@ def summarize(results: list[dict], contenders: list[str], cases: list[str]) -> d
             summary["roofline"]["adam_step_ms"] = ms
             # per image at batch 128: matmuls at the big matmul's rate + the optimizer step alone
             summary["roofline"]["bound_images_per_s"] = 1 / (flops["exact"] / (g * 1e9) + ms / 1e3 / 128)
+            if step_mm_ms:  # the step's own matmuls at their shapes, plus the update: a ceiling for any loop
+                mm = statistics.median(step_mm_ms)
+                summary["roofline"]["step_matmuls_ms"] = mm
+                summary["roofline"]["ceiling_images_per_s"] = 128 / ((mm + ms) / 1e3)
     return summary
 
 
@@ -222,6 +229,7 @@ def table(summary: dict, command: str, title: str = "Speed: vaekit vs pythae vs 
             lines.append(f"| {name} | {r['images_per_s']:,.0f} | {ratio if name != 'vaekit' else '1.00x'} | "
                          f"{r['test_nelbo']:.2f} | {r['peak_rss_mib']:.0f} ({r['rss_growth_mib']:+.0f}) |")  # fmt: skip
         lines.append("")
+        lines += seed_comparison(rows)
     roof = summary.get("roofline")
     import contenders as C
 
@@ -248,12 +256,41 @@ def table(summary: dict, command: str, title: str = "Speed: vaekit vs pythae vs 
                 f"big matmul's rate plus that update bound the MLP at {b:,.0f} images/s, of which vaekit reaches "
                 f"**{v / b:.0%}**."
             )  # fmt: skip
+        if "ceiling_images_per_s" in roof:
+            c, mm = roof["ceiling_images_per_s"], roof["step_matmuls_ms"]
+            lines.append(
+                f"The step's own matmuls, timed alone at their shapes (batch 128: forward, input and weight "
+                f"gradients), take {mm:.2f} ms: {f['exact'] * 128 / (mm / 1e3) / 1e9:.0f} GFLOP/s, "
+                f"{f['exact'] * 128 / (mm / 1e3) / 1e9 / roof['matmul_gflops']:.0%} of the big matmul's rate. "
+                f"With the Adam update added, no training loop can exceed {c:,.0f} images/s here, "
+                f"**{c / ri['exact']:.0%} of the roofline**; vaekit reaches **{v / c:.0%}** of that ceiling."
+            )  # fmt: skip
         vc = summary["mlp"].get("vaekit-compile", {}).get("images_per_s")
         if vc:
             lines.append(f"With `--compile` (also float32): {vc:,.0f} images/s, {vc / ri['exact']:.0%} "
                          f"({vc / ri['convention_6n']:.0%} by 6N).")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
+
+
+def seed_comparison(rows: dict) -> list[str]:
+    """With several rounds (seed = round): each contender's test -ELBO per seed and its paired
+    difference to vaekit's (mean and standard error over the seeds)."""
+    mine = rows.get("vaekit", {}).get("test_nelbo_by_seed", {})
+    if len(mine) < 2:
+        return []
+    lines = [f"Test -ELBO per seed ({', '.join(str(k) for k in sorted(mine))}) and the difference to vaekit, "
+             "paired by seed (mean +- standard error; negative: the contender is better):", ""]  # fmt: skip
+    for name, r in rows.items():
+        by_seed = r["test_nelbo_by_seed"]
+        seeds = sorted(set(by_seed) & set(mine))
+        text = f"- {name}: " + " / ".join(f"{by_seed[k]:.2f}" for k in sorted(by_seed))
+        if name != "vaekit" and len(seeds) >= 2:
+            d = [by_seed[k] - mine[k] for k in seeds]
+            se = statistics.stdev(d) / math.sqrt(len(d))
+            text += f"; minus vaekit: {statistics.mean(d):+.2f} +- {se:.2f} nats"
+        lines.append(text)
+    return lines + [""]
 
 
 def write_section(path: Path, text: str, begin: str = MARK_BEGIN, end: str = MARK_END) -> None:

@@ -278,7 +278,8 @@ def fit(
     checkpoint exactly: the same weights as one uninterrupted run on the same machine.
     clip_range: where corrupted inputs are clipped for denoising (None: not clipped).
     Under torchrun (vaekit.distributed) every rank calls fit; only rank 0 writes run_dir,
-    shows progress and runs the callbacks.
+    shows progress and runs the callbacks. fit switches on flush-to-zero for denormal floats
+    on torch's CPU threads (vaekit.denormals); the mode stays on in the process afterwards.
     Returns the metric rows of the epochs run now.
     """
     ctx = distributed.context()
