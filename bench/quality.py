@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -197,7 +198,7 @@ def main() -> None:
                 print(f"[{time.time() - t0:6.0f}s] {n} final test NLL {final[n]['iwae_nll']:.2f}", flush=True)
             kid.close()
         Path(a.out).write_text(json.dumps({"epochs": results, "final": final}, indent=1))
-    command = "bench/.venv-peers/bin/python bench/quality.py " + " ".join(sys.argv[1:])
+    command = "bench/.venv-peers/bin/python bench/quality.py " + shlex.join(sys.argv[1:])
     text = table(results, final, a.budget, command, recipe)
     print(text)
     if a.write:

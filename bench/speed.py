@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -312,6 +313,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--conv-epochs", type=int, default=None, help="epochs for the conv case (default: --epochs)")
     p.add_argument("--rounds", type=int, default=2, help="each contender runs this many times, alternating")
+    p.add_argument("--first-seed", type=int, default=0, help="round r trains with seed first_seed + r")
+    p.add_argument("--also", default=None, help="a results JSON of an earlier run (other seeds) to summarize with this one")
     p.add_argument("--out", default=str(HERE / "out" / "speed.json"))
     p.add_argument("--log", default=str(HERE / "out" / "speed.log"))
     p.add_argument("--write", default=None, help="write the table into this Markdown file (e.g. BENCHMARKS.md)")
@@ -331,11 +334,13 @@ def main() -> None:
             for case in cases:
                 epochs = a.conv_epochs if (case == "conv" and a.conv_epochs) else a.epochs
                 order = contenders[rnd % len(contenders):] + contenders[: rnd % len(contenders)]
-                results += run_case(case, order, epochs, rnd, log, t0)
+                results += run_case(case, order, epochs, a.first_seed + rnd, log, t0)
                 Path(a.out).write_text(json.dumps(results, indent=1))
+    if a.also:
+        results = json.loads(Path(a.also).read_text()) + results
     summary = summarize(results, contenders, cases)
     Path(a.out).with_suffix(".summary.json").write_text(json.dumps(summary, indent=1))
-    command = "bench/.venv-peers/bin/python bench/speed.py " + " ".join(sys.argv[1:])
+    command = "bench/.venv-peers/bin/python bench/speed.py " + shlex.join(sys.argv[1:])
     text = table(summary, command, a.title)
     print(text)
     if a.write:
