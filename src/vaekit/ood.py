@@ -96,7 +96,7 @@ def roc_figure(in_scores: Mapping[str, np.ndarray], out_scores: Mapping[str, np.
                *, title: str = "ROC, out-of-distribution as positives") -> Path:  # fmt: skip
     from sklearn.metrics import roc_curve
 
-    from .plots import _pyplot
+    from .plots import _pyplot, save_figure
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -109,18 +109,13 @@ def roc_figure(in_scores: Mapping[str, np.ndarray], out_scores: Mapping[str, np.
     ax.plot([0, 1], [0, 1], "k:", lw=1)
     ax.set(xlabel="false-positive rate (in flagged)", ylabel="true-positive rate (out flagged)", title=title)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, make_parent=True)
 
 
 def histograms_figure(in_scores: Mapping[str, np.ndarray], out_scores: Mapping[str, np.ndarray], path: str | Path,
                       *, thresholds: Mapping[str, float] | None = None) -> Path:  # fmt: skip
     """One panel per score: in and out histograms on shared bins, with the threshold if given."""
-    from .plots import _pyplot
+    from .plots import _pyplot, save_figure
 
     plt = _pyplot()
     names = [n for n in in_scores if n in out_scores]
@@ -139,9 +134,4 @@ def histograms_figure(in_scores: Mapping[str, np.ndarray], out_scores: Mapping[s
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, make_parent=True)

@@ -68,6 +68,17 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path, *, dpi: int = 100, make_parent: bool = False) -> Path:
+    """Lay out, write and close a matplotlib figure; -> the path written."""
+    fig.tight_layout()
+    path = Path(path)
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
 def loss_curves(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Train and validation loss, and the recon / KL split, per epoch (nats per example)."""
     plt = _pyplot()
@@ -81,11 +92,7 @@ def loss_curves(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     ax2.plot(epochs, [r["val_kl"] for r in rows], "s-", label="KL (val)")
     ax2.set(title="reconstruction vs KL", xlabel="epoch", ylabel="nats per example")
     ax2.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def project_2d(mu: np.ndarray) -> tuple[np.ndarray, str, str]:
@@ -122,11 +129,7 @@ def latent_scatter(
             ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, color=cmap(int(k) % cmap.N), label=name)
         ax.legend(markerscale=3, fontsize=7, loc="best")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def latent_bars(values: Sequence[float], path: str | Path, *, ylabel: str, title: str,
@@ -143,8 +146,4 @@ def latent_bars(values: Sequence[float], path: str | Path, *, ylabel: str, title
         ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold:g}")
         ax.legend(fontsize=8)
     ax.set(title=title, ylabel=ylabel)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -280,10 +280,7 @@ def rate_distortion_plot(rows: list[dict[str, Any]], path: Path) -> Path:
             ax.legend()
     ax.set(title="rate-distortion (test split)", xlabel="rate: KL(q(z|x) || p(z)), nats per example",
            ylabel="distortion: recon, nats per example")  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return plots.save_figure(fig, path)
 
 
 def metrics_vs_beta_plot(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -304,10 +301,7 @@ def metrics_vs_beta_plot(rows: list[dict[str, Any]], path: Path) -> Path:
                 ax.axhline(r[key], ls="--", color="gray", label="AE")
                 ax.legend()
         ax.set(title=title, xlabel="beta")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return plots.save_figure(fig, path)
 
 
 def sweep_grid(out: Path, rows: list[dict[str, Any]], path: Path, *, n: int = GRID_N, seed: int = 0) -> Path:
@@ -337,7 +331,4 @@ def sweep_grid(out: Path, rows: list[dict[str, Any]], path: Path, *, n: int = GR
         ax.set_yticks([])
         for s in ax.spines.values():
             s.set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return plots.save_figure(fig, path, dpi=110)
