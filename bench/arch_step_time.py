@@ -10,7 +10,7 @@ import time
 import torch
 
 from vaekit.config import ModelConfig
-from vaekit.model import VAE
+from vaekit.core.model import VAE
 
 
 def main() -> None:
@@ -36,8 +36,10 @@ def main() -> None:
             if i >= 5:
                 times[arch].append(time.perf_counter() - t0)
     med = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in times.items()}
-    print(f"median step ms: mlp {med['mlp']:.1f}, conv {med['conv']:.1f}; conv / mlp = {med['conv'] / med['mlp']:.2f}x "
-          f"(torch threads: {torch.get_num_threads()})")
+    print(
+        f"median step ms: mlp {med['mlp']:.1f}, conv {med['conv']:.1f}; conv / mlp = {med['conv'] / med['mlp']:.2f}x "
+        f"(torch threads: {torch.get_num_threads()})"
+    )
 
 
 if __name__ == "__main__":

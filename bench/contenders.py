@@ -1,30 +1,39 @@
 """The contenders the benchmarks compare, built on the same data and the same architecture.
 
-Each `train_*` function trains for a number of epochs and yields after every epoch
-(epoch, seconds spent in that epoch's training loop, model handle), so the callers can time
-epochs, evaluate and stop on a time budget the same way for everybody. The architectures
-mirror vaekit's nets exactly:
+Each contender is a function `train(splits, case, *, epochs, on_epoch, seed, lr, batch_size, ...)`
+that trains for a number of epochs and calls on_epoch(epoch, seconds, handle) after every epoch,
+on the calling (main) thread, from inside its library's own per-epoch hook: vaekit's fit
+callbacks, pythae's TrainingCallback.on_epoch_end, the classic loop's own loop. `seconds` is the
+time of that epoch's training loop alone; `handle` gives the model (in eval mode) to the
+evaluator. No threads: the benchmark children (bench/speed.py, bench/quality.py) pause a
+contender between epochs by blocking inside on_epoch until their parent says go on, and stop
+it by raising from on_epoch. The architectures mirror vaekit's nets exactly:
 
   mlp   784-400-(2x20) encoder, 20-400-784 decoder, ReLU        (the classic PyTorch example)
   conv  Conv(1->32, 3x3/2) ReLU Conv(32->64, 3x3/2) ReLU -> Linear(3136 -> 2x16);
         Linear(16 -> 3136) ReLU -> ConvT(64->32) ReLU -> ConvT(32->1)   (vaekit's conv, latent 16)
 
 All use the Bernoulli likelihood (binary cross-entropy on pixel intensities in [0, 1]).
+
+Every call into vaekit goes through a few functions here (vaekit_train_epochs, load_splits,
+vaekit_train_defaults, the evaluators' _import), so that the same benchmark code drives vaekit
+before and after its package layout changed (see `vaekit@REV` in bench/speed.py).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-HERE = Path(__file__).resolve().parent
 CASES = {
     "mlp": dict(arch="mlp", hidden=[400], latent_dim=20),
     "conv": dict(arch="conv", channels=[32, 64], latent_dim=16),
@@ -41,12 +50,44 @@ class Handle:
     decode_logits: Callable[[torch.Tensor], torch.Tensor]
 
 
-def load_splits():
-    """Fashion-MNIST split as vaekit splits it (train 54,000 / val 6,000 / official test 10,000)."""
-    from vaekit.config import DataConfig
-    from vaekit.data import load_data
+OnEpoch = Callable[[int, float, Handle], None]  # (epoch, seconds of its training loop, handle)
 
+
+def _import(new_path: str, old_path: str):
+    """A vaekit module where the refactored package keeps it (new_path), else where it was
+    before (old_path). Only a missing new_path falls back: an import error inside it is raised."""
+    try:
+        return importlib.import_module(new_path)
+    except ModuleNotFoundError as e:
+        if e.name is None or not (new_path == e.name or new_path.startswith(e.name + ".")):
+            raise
+        return importlib.import_module(old_path)
+
+
+def vaekit_api() -> str:
+    """ "new" when the importable vaekit is the refactored package (it has vaekit.training),
+    "old" for the layout of cdfc92c and before (vaekit.trainer.fit)."""
+    return "new" if importlib.util.find_spec("vaekit.training") is not None else "old"
+
+
+def vaekit_source() -> str:
+    """Where the imported vaekit comes from (the worktree of a `vaekit@REV` child, or this tree)."""
+    import vaekit
+
+    return str(Path(vaekit.__file__).resolve().parent)
+
+
+def load_splits():
+    """Fashion-MNIST split as vaekit splits it (train 54,000 / val 6,000 / official test 10,000).
+    Both layouts: vaekit.data.load_data, DataConfig from vaekit.config."""
+    load_data = _import("vaekit.data", "vaekit.data").load_data
+    DataConfig = _import("vaekit.config", "vaekit.config").DataConfig
     return load_data(DataConfig(source="fashion-mnist"))
+
+
+def vaekit_train_defaults():
+    """vaekit's TrainConfig with its defaults (epochs, lr, batch_size, lr_schedule, precision)."""
+    return _import("vaekit.config", "vaekit.config").TrainConfig()
 
 
 # -- plain PyTorch modules (used by the classic loop and by pythae) ----------------------------------
@@ -87,9 +128,10 @@ class ConvDec(nn.Module):
         super().__init__()
         self.head = nn.Sequential(nn.Linear(latent, 64 * 7 * 7), nn.ReLU())
         self.body = nn.Sequential(
-            nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1),
+            nn.ReLU(),
             nn.ConvTranspose2d(32, 1, 3, 2, 1, output_padding=1),
-        )  # fmt: skip
+        )
 
     def forward(self, z):
         return self.body(self.head(z).view(-1, 64, 7, 7))
@@ -102,99 +144,86 @@ def plain_modules(case: str) -> tuple[nn.Module, nn.Module]:
 # -- vaekit ------------------------------------------------------------------------------------------------
 
 
-def paused(run: Callable[[Callable[[], None]], None]) -> Iterator[None]:
-    """Turn `run(hook)`, a training call that calls hook() after every epoch, into a generator
-    that yields after every epoch: run goes on a thread that waits inside hook() until the
-    caller asks for the next epoch, so what the caller does in between is not timed."""
-    import queue
-    import threading
+def vaekit_train_epochs(
+    splits, case: str, epochs: int, seed: int, lr: float, batch_size: int, on_epoch: OnEpoch, **train_options
+) -> None:
+    """THE adapter: every training call into vaekit is here. Trains a vaekit VAE for `case`
+    (a key of CASES, or "defaults": the model `vaekit train --data fashion-mnist` builds) with
+    TrainConfig(epochs, batch_size, lr, seed, device="cpu", **train_options), validation every
+    epoch as always, at a constant rate unless train_options say otherwise (the speed benchmark
+    compares one optimizer: Adam at a constant rate, as the peers run it). After every epoch,
+    on the main thread, with the model in eval mode: on_epoch(epoch, seconds, handle), seconds
+    from vaekit's own metric row (the training loop only). Returns when the run ends (its
+    epochs, or its time limit); an exception from on_epoch ends it there."""
+    torch.manual_seed(seed)
+    train_options.setdefault("lr_schedule", "constant")
 
-    events: "queue.Queue[object]" = queue.Queue()
-    go_on = threading.Semaphore(0)
-    errors: list[BaseException] = []
+    if vaekit_api() == "new":
+        # the layered API: vaekit.training.fit(model, objective, data, cfg, callbacks=[...])
+        from vaekit.config import ModelConfig, TrainConfig
+        from vaekit.core.model import VAE
+        from vaekit.core.objectives import Objective
+        from vaekit.runs.setup import model_config
+        from vaekit.training import EveryEpoch, fit
 
-    def hook() -> None:
-        events.put("epoch")
-        go_on.acquire()
+        if case == "defaults":
+            model = VAE.from_config(model_config(splits, "vae", False, {}))
+        else:
+            model = VAE.from_config(ModelConfig(data_shape=[1, 28, 28], **CASES[case]))
+        handle = Handle(lambda x: (lambda q: (q.mu, q.logvar))(model.encode(x)), lambda z: model.decode_params(z)[:, 0])
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device="cpu", **train_options)
 
-    def target() -> None:
-        try:
-            run(hook)
-        except BaseException as e:  # noqa: BLE001  (re-raised in the caller's thread)
-            errors.append(e)
-        events.put(None)
+        def each_epoch(epoch, row, _model):  # fit calls it on the calling (main) thread after each epoch
+            model.eval()
+            on_epoch(epoch, row["seconds"], handle)
+            model.train()
 
-    threading.Thread(target=target, daemon=True).start()
-    while events.get() is not None:
-        yield
-        go_on.release()
-    if errors:
-        raise errors[0]
+        fit(model, Objective.from_config(cfg), splits, cfg, callbacks=[EveryEpoch(each_epoch)])
+        return
 
-
-FOUNDATION_COMMIT = "073e1e4"  # the training loop before this work, for the ablation rows
-
-
-def foundation_fit():
-    """fit() as the foundation commit had it (per-tensor Adam, a host sync every step), loaded
-    from git into the vaekit package so that its relative imports resolve."""
-    import importlib.util
-    import subprocess
-
-    root = HERE.parent
-    source = subprocess.run(["git", "show", f"{FOUNDATION_COMMIT}:src/vaekit/trainer.py"], cwd=root,
-                            capture_output=True, text=True, check=True).stdout  # fmt: skip
-    path = HERE / "out" / "trainer_foundation.py"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("vaekit.trainer_foundation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.fit
-
-
-def train_vaekit(splits, case: str, *, epochs: int, seed: int = 0, lr: float = 1e-3, batch_size: int = 128,
-                 fit=None, **train_options) -> Iterator[tuple[int, float, Handle]]:  # fmt: skip
-    """vaekit.trainer.fit (validation every epoch, as always) at a constant rate unless
-    train_options say otherwise; epoch times come from fit's own metric rows, which time the
-    training loop only."""
+    # OLD API (cdfc92c and before): vaekit.trainer.fit(model, splits, cfg, progress=, callbacks=)
     from vaekit.config import ModelConfig, TrainConfig
     from vaekit.model import VAE
+    from vaekit.trainer import fit
 
-    if fit is None:
-        from vaekit.trainer import fit
-
-    torch.manual_seed(seed)
-    if case == "defaults":  # the model `vaekit train --data fashion-mnist` builds
+    if case == "defaults":
         from vaekit.api import _model_config
 
         model = VAE.from_config(_model_config(splits, "vae", False, {}))
     else:
         model = VAE.from_config(ModelConfig(data_shape=[1, 28, 28], **CASES[case]))
     handle = Handle(lambda x: (lambda q: (q.mu, q.logvar))(model.encode(x)), lambda z: model.decode_params(z)[:, 0])
-    # the speed benchmark compares one optimizer: Adam at a constant rate, as the peers run it
-    train_options.setdefault("lr_schedule", "constant")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device="cpu", **train_options)
-    rows: list[dict] = []
 
-    def run(hook):
-        def callback(epoch, row, _model):
-            rows.append(row)
-            model.eval()
-            hook()
-            model.train()
+    def callback(epoch, row, _model):  # fit calls it on the calling thread after each epoch
+        model.eval()
+        on_epoch(epoch, row["seconds"], handle)
+        model.train()
 
-        fit(model, splits, cfg, progress=False, callbacks=[callback])
+    fit(model, splits, cfg, progress=False, callbacks=[callback])
 
-    for _ in paused(run):
-        yield rows[-1]["epoch"], rows[-1]["seconds"], handle
+
+def train_vaekit(
+    splits,
+    case: str,
+    *,
+    epochs: int,
+    on_epoch: OnEpoch,
+    seed: int = 0,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    **train_options,
+) -> None:
+    """vaekit as a contender: vaekit_train_epochs with the contenders' keyword signature."""
+    vaekit_train_epochs(splits, case, epochs, seed, lr, batch_size, on_epoch, **train_options)
 
 
 # -- the classic PyTorch example (examples/vae/main.py), DataLoader and all -------------------------------
 
 
-def train_classic(splits, case: str, *, epochs: int, seed: int = 0, lr: float = 1e-3, batch_size: int = 128,
-                  **_) -> Iterator[tuple[int, float, Handle]]:  # fmt: skip
+def train_classic(
+    splits, case: str, *, epochs: int, on_epoch: OnEpoch, seed: int = 0, lr: float = 1e-3, batch_size: int = 128, **_
+) -> None:
     """The loop of PyTorch's VAE example: a DataLoader over a Dataset (shuffle, no workers on the
     CPU, as the example does), sigmoid outputs + binary_cross_entropy(sum) + KLD, and
     `train_loss += loss.item()` every step."""
@@ -223,7 +252,7 @@ def train_classic(splits, case: str, *, epochs: int, seed: int = 0, lr: float = 
             optimizer.step()
         seconds = time.perf_counter() - t0
         enc.eval(), dec.eval()
-        yield epoch, seconds, handle
+        on_epoch(epoch, seconds, handle)
 
 
 # -- pythae 0.1.2 --------------------------------------------------------------------------------------------
@@ -284,9 +313,10 @@ def _pythae_trainer(model, splits, config):
     return BaseTrainer(model=model, train_dataset=train, eval_dataset=val, training_config=config)
 
 
-def _run_pythae(trainer, epochs: int) -> Iterator[tuple[int, float]]:
-    """pythae's own BaseTrainer.train(), paused after each epoch; we time its train_step
-    (the training loop alone, as for the others)."""
+def _run_pythae(trainer, model, handle: Handle, on_epoch: OnEpoch) -> None:
+    """pythae's own BaseTrainer.train(), reporting after each epoch from its on_epoch_end
+    callback (called on this thread); we time its train_step (the training loop alone, as for
+    the others)."""
     from pythae.trainers.training_callbacks import TrainingCallback
 
     times: list[float] = []
@@ -300,38 +330,50 @@ def _run_pythae(trainer, epochs: int) -> Iterator[tuple[int, float]]:
 
     trainer.train_step = timed_train_step
 
-    def run(hook):
-        class Pause(TrainingCallback):
-            def on_epoch_end(self, training_config, **kwargs):
-                hook()
+    class Report(TrainingCallback):
+        def on_epoch_end(self, training_config, **kwargs):
+            model.eval()
+            on_epoch(len(times), times[-1], handle)
 
-        trainer.callbacks = [Pause()]
-        trainer.train()
-
-    for _ in paused(run):
-        yield len(times), times[-1]
+    trainer.callbacks = [Report()]  # pythae 0.1.2 builds its callback handler from this in train()
+    trainer.train()
 
 
-def train_pythae(splits, case: str, *, epochs: int, seed: int = 0, lr: float = 1e-3, batch_size: int = 128,
-                 output_dir: str = "/tmp/pythae-bench", **_) -> Iterator[tuple[int, float, Handle]]:  # fmt: skip
+def train_pythae(
+    splits,
+    case: str,
+    *,
+    epochs: int,
+    on_epoch: OnEpoch,
+    seed: int = 0,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    output_dir: str = "/tmp/pythae-bench",
+    **_,
+) -> None:
     """pythae's BaseTrainer with Adam(lr), the given batch size and the architecture above."""
     from pythae.trainers import BaseTrainerConfig
 
     torch.manual_seed(seed)
     model, _, _ = _pythae_model(case)
     config = BaseTrainerConfig(
-        output_dir=output_dir, num_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=1024, optimizer_cls="Adam", steps_saving=None, no_cuda=True, seed=seed,
-    )  # fmt: skip
+        output_dir=output_dir,
+        num_epochs=epochs,
+        learning_rate=lr,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=1024,
+        optimizer_cls="Adam",
+        steps_saving=None,
+        no_cuda=True,
+        seed=seed,
+    )
     trainer = _pythae_trainer(model, splits, config)
-    handle = _pythae_handle(model)
-    for epoch, seconds in _run_pythae(trainer, epochs):
-        model.eval()
-        yield epoch, seconds, handle
+    _run_pythae(trainer, model, _pythae_handle(model), on_epoch)
 
 
-def train_pythae_readme(splits, *, epochs: int, seed: int = 0, output_dir: str = "/tmp/pythae-bench",
-                        **_) -> Iterator[tuple[int, float, Handle]]:  # fmt: skip
+def train_pythae_readme(
+    splits, *, epochs: int, on_epoch: OnEpoch, seed: int = 0, output_dir: str = "/tmp/pythae-bench", **_
+) -> None:
     """pythae as its README trains a VAE on 28x28 images: default networks, latent_dim 10, AdamW
     (wd 0.05, betas 0.91/0.995), lr 1e-3, batch 200, ReduceLROnPlateau(5, 0.5), 2 loader
     workers. One change: reconstruction_loss="bce" (the default is "mse"), so that its
@@ -342,16 +384,23 @@ def train_pythae_readme(splits, *, epochs: int, seed: int = 0, output_dir: str =
     torch.manual_seed(seed)
     model = VAE(model_config=VAEConfig(input_dim=(1, 28, 28), latent_dim=10, reconstruction_loss="bce"))
     config = BaseTrainerConfig(
-        output_dir=output_dir, num_epochs=epochs, learning_rate=1e-3, per_device_train_batch_size=200,
-        per_device_eval_batch_size=200, train_dataloader_num_workers=2, eval_dataloader_num_workers=2,
-        steps_saving=None, optimizer_cls="AdamW", optimizer_params={"weight_decay": 0.05, "betas": (0.91, 0.995)},
-        scheduler_cls="ReduceLROnPlateau", scheduler_params={"patience": 5, "factor": 0.5}, no_cuda=True, seed=seed,
-    )  # fmt: skip
+        output_dir=output_dir,
+        num_epochs=epochs,
+        learning_rate=1e-3,
+        per_device_train_batch_size=200,
+        per_device_eval_batch_size=200,
+        train_dataloader_num_workers=2,
+        eval_dataloader_num_workers=2,
+        steps_saving=None,
+        optimizer_cls="AdamW",
+        optimizer_params={"weight_decay": 0.05, "betas": (0.91, 0.995)},
+        scheduler_cls="ReduceLROnPlateau",
+        scheduler_params={"patience": 5, "factor": 0.5},
+        no_cuda=True,
+        seed=seed,
+    )
     trainer = _pythae_trainer(model, splits, config)
-    handle = _pythae_handle(model)
-    for epoch, seconds in _run_pythae(trainer, epochs):
-        model.eval()
-        yield epoch, seconds, handle
+    _run_pythae(trainer, model, _pythae_handle(model), on_epoch)
 
 
 # -- the one evaluator every contender is measured with -------------------------------------------------
@@ -384,8 +433,8 @@ class HandleAsModel:
     def __init__(self, handle: Handle, latent_dim: int):
         from types import SimpleNamespace
 
-        from vaekit.likelihoods import BernoulliLikelihood
-        from vaekit.priors import StandardNormal
+        BernoulliLikelihood = _import("vaekit.core.likelihoods", "vaekit.likelihoods").BernoulliLikelihood
+        StandardNormal = _import("vaekit.core.priors", "vaekit.priors").StandardNormal
 
         self.handle, self.latent_dim = handle, latent_dim
         self.config = SimpleNamespace(num_classes=0)
@@ -394,8 +443,7 @@ class HandleAsModel:
         self.likelihood = BernoulliLikelihood([1, 28, 28])
 
     def encode(self, x, y=None):
-        from vaekit.distributions import DiagonalGaussian
-
+        DiagonalGaussian = _import("vaekit.core.distributions", "vaekit.distributions").DiagonalGaussian
         return DiagonalGaussian(*self.handle.encode(x))
 
     def decode(self, z, y=None):
@@ -406,7 +454,7 @@ class HandleAsModel:
 def test_iwae_nll(handle: Handle, x: torch.Tensor, *, k: int = 100, seed: int = 123, batch_size: int = 500) -> float:
     """Test NLL in nats per example: -log p(x) estimated by vaekit.metrics.iwae_log_likelihood
     with k importance samples (Bernoulli likelihood), the same for every contender."""
-    from vaekit.metrics import iwae_log_likelihood
+    iwae_log_likelihood = _import("vaekit.evaluation.likelihood", "vaekit.metrics").iwae_log_likelihood
 
     model = HandleAsModel(handle, latent_dim=handle.encode(x[:1])[0].shape[1])
     g = torch.Generator().manual_seed(seed)
@@ -488,36 +536,19 @@ def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
 
 
 def _vaekit_with(**options):
+    """vaekit with TrainConfig options passed through the adapter (nothing patched inside vaekit)."""
+
     def train(splits, case, **kwargs):
         return train_vaekit(splits, case, **kwargs, **options)
 
     return train
 
 
-def _vaekit_foundation(splits, case, **kwargs):
-    return train_vaekit(splits, case, fit=foundation_fit(), **kwargs)
-
-
-def _vaekit_foreach_adam(splits, case, **kwargs):
-    """Today's loop with the multi-tensor (not fused) Adam: what the fused kernel buys."""
-    import vaekit.trainer as T
-
-    T.make_optimizer = lambda params, lr: torch.optim.Adam(params, lr=lr, foreach=True)
-    return train_vaekit(splits, case, **kwargs)
-
-
-def _vaekit_keep_denormals(splits, case, **kwargs):
-    """Today's loop without flushing denormal floats to zero: what vaekit.denormals buys."""
-    import vaekit.trainer as T
-
-    T.flush_denormals = lambda: True
-    return train_vaekit(splits, case, **kwargs)
-
-
+# Each runs in its own process (bench/speed.py, bench/quality.py). The ablation rows that patched
+# vaekit's internals (vaekit-foundation, vaekit-foreach-adam, vaekit-keep-denormals) are gone with
+# those internals; their numbers stay in BENCHMARKS.md. For vaekit before and after a change, run
+# `vaekit@REV` next to `vaekit` (bench/speed.py).
 CONTENDERS = {
-    "vaekit-foundation": _vaekit_foundation,
-    "vaekit-foreach-adam": _vaekit_foreach_adam,
-    "vaekit-keep-denormals": _vaekit_keep_denormals,
     "vaekit": train_vaekit,
     "vaekit-bf16": _vaekit_with(precision="bf16"),
     "vaekit-compile": _vaekit_with(compile=True),

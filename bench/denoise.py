@@ -19,22 +19,29 @@ import torch
 
 import vaekit
 from vaekit.data import load_split
+from vaekit.workflows.denoising import denoising_quality
 
 NOISES = ["gaussian:0.1", "gaussian:0.3", "gaussian:0.5", "saltpepper:0.2", "mask:0.5"]
 
 
 def train_seconds(folder: Path) -> float:
     """Seconds the run's epochs took (from metrics.jsonl, so also right for reused runs)."""
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return sum(r["seconds"] for r in rows)
+    return sum(r["seconds"] for r in vaekit.load_run(folder).metrics())
 
 
-def get_run(folder: Path, *, reuse: bool, lr: float | None = None, lr_schedule: str | None = None,
-            arch: str | None = None, **options):
+def get_run(
+    folder: Path,
+    *,
+    reuse: bool,
+    lr: float | None = None,
+    lr_schedule: str | None = None,
+    arch: str | None = None,
+    **options,
+):
     options.update({k: v for k, v in dict(lr=lr, lr_schedule=lr_schedule, arch=arch).items() if v})
     if reuse and (folder / "model.safetensors").exists():
         return vaekit.load(folder)
-    return vaekit.train("fashion-mnist", out=folder, overwrite=True, progress=False, figures=False, **options)
+    return vaekit.train("fashion-mnist", out=folder, overwrite=True, progress=False, figures=False, **options).model
 
 
 def main() -> None:
@@ -50,6 +57,7 @@ def main() -> None:
     ap.add_argument("--train-only", action="store_true", help="train the runs, measure nothing")
     args = ap.parse_args()
     noises = args.noises.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)  # a fresh clone has no bench/out
     test = load_split("fashion-mnist:test")
     clean = test.x[torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[: args.n]]
     rows, seconds = [], {}
@@ -59,13 +67,10 @@ def main() -> None:
         seconds[f"{kind}-plain"] = train_seconds(args.out / f"{kind}-plain")
         for noise in noises:
             tag = noise.replace(":", "")
-            dae = get_run(args.out / f"{kind}-{tag}", **pins, model=kind, epochs=args.epochs,
-                          denoise=noise)  # fmt: skip
+            dae = get_run(args.out / f"{kind}-{tag}", **pins, model=kind, epochs=args.epochs, denoise=noise)
             seconds[f"{kind}-{tag}"] = train_seconds(args.out / f"{kind}-{tag}")
             if args.train_only:
                 continue
-            from vaekit.denoising import denoising_quality
-
             q = denoising_quality(dae, clean, noise, seed=1)
             base = denoising_quality(plain, clean, noise, seed=1)
             rows.append({"model": kind, **q, "psnr_plain": base["psnr_denoised"], "ssim_plain": base["ssim_denoised"]})
@@ -85,10 +90,21 @@ def main() -> None:
     md = "\n".join(lines)
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({
-        "command": "python " + " ".join(sys.argv), "epochs": args.epochs, "n": args.n, "rows": rows,
-        "train_seconds": seconds, "machine": platform.platform(), "threads": torch.get_num_threads(),
-    }, indent=2) + "\n")  # fmt: skip
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {
+                "command": "python " + " ".join(sys.argv),
+                "epochs": args.epochs,
+                "n": args.n,
+                "rows": rows,
+                "train_seconds": seconds,
+                "machine": platform.platform(),
+                "threads": torch.get_num_threads(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     (args.out / "results.md").write_text(md + "\n")
 
 

@@ -12,6 +12,7 @@ MAX_EXAMPLES=${MAX_EXAMPLES:-}
 OUT=${OUT:-runs}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # on a crowded machine one thread per process is faster
 t() { /usr/bin/time -f "  [%e s wall] $*" "$@"; }
+mkdir -p "$OUT"
 
 for spec in "mlp vae fmnist-mlp-dlog" "conv vae fmnist-conv-dlog" "conv ae fmnist-conv-ae-dlog"; do
   set -- $spec

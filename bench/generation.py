@@ -16,33 +16,35 @@ import time
 import torch
 
 import vaekit
-from vaekit import classifier as clf
-from vaekit.metrics import feature_frechet_distance
-from vaekit.priors import fitted_priors, load_sampling_prior
-from vaekit.sampling import sample
+from vaekit.core.sampling import sample
+from vaekit.evaluation.classifier import get_classifier
+from vaekit.evaluation.sample_quality import feature_frechet_distance
 
 
 def prior_table(run: str, n: int, temperatures: list[float]) -> None:
-    model = vaekit.load(run)
-    data = vaekit.load_run_data(model)
+    r = vaekit.load_run(run)
+    model, data = r.model, r.data()
     t0 = time.perf_counter()
-    net = clf.for_model(model, data)
+    net = get_classifier(r.config.data, data)
     print(f"classifier ready in {time.perf_counter() - t0:.0f}s ({net.describe()})")
     test = data.test.x[:n]
     print(f"\nFD (classifier features), {n} samples vs {len(test)} test examples, {run}\n")
     print("| prior | " + " | ".join(f"T = {t:g}" for t in temperatures) + " | seconds |")
     print("|---|" + "---|" * (len(temperatures) + 1))
-    for kind in ["standard", *fitted_priors(run)]:
-        prior = load_sampling_prior(run, kind)
+    for kind in ["standard", *r.priors.fitted()]:
+        prior = r.prior(kind)
         t0 = time.perf_counter()
-        fds = [feature_frechet_distance(net, sample(model, n, prior=prior, temperature=t, seed=0), test) for t in temperatures]
+        fds = [
+            feature_frechet_distance(net, sample(model, n, prior=prior, temperature=t, seed=0), test)
+            for t in temperatures
+        ]
         print(f"| {kind} | " + " | ".join(f"{v:.2f}" for v in fds) + f" | {time.perf_counter() - t0:.0f} |")
 
 
 def conditional_accuracy(run: str, n: int) -> None:
-    model = vaekit.load(run)
-    data = vaekit.load_run_data(model)
-    net = clf.for_model(model, data)
+    r = vaekit.load_run(run)
+    model, data = r.model, r.data()
+    net = get_classifier(r.config.data, data)
     k = model.config.num_classes
     per = max(1, n // k)
     t0 = time.perf_counter()
@@ -55,7 +57,9 @@ def conditional_accuracy(run: str, n: int) -> None:
     print("| label | " + " | ".join(names) + " | all |")
     print("|---|" + "---|" * (k + 1))
     print("| accuracy | " + " | ".join(f"{a:.0%}" for a in acc) + f" | {(pred == y).float().mean():.1%} |")
-    print(f"\n(classifier on the real test split: {net.meta.get('test_accuracy', float('nan')):.1%}; {time.perf_counter() - t0:.0f}s)")
+    print(
+        f"\n(classifier on the real test split: {net.meta.get('test_accuracy', float('nan')):.1%}; {time.perf_counter() - t0:.0f}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 import vaekit
-from vaekit import anomaly
 from vaekit.data import load_split
-from vaekit.ood import ood_metrics
-from vaekit.scores import score_examples
+from vaekit.evaluation.ood import ood_metrics
+from vaekit.evaluation.scores import score_examples
+from vaekit.workflows import anomaly
 
 HELD_OUT = 9
 
@@ -62,12 +62,12 @@ def out_sets(n: int, seed: int, test_x: torch.Tensor) -> dict[str, torch.Tensor]
 
 def train_run(folder: Path, *, epochs: int, reuse: bool, **options):
     if reuse and (folder / "model.safetensors").exists():
-        model = vaekit.load(folder)
+        run = vaekit.load_run(folder)
     else:
-        model = vaekit.train("fashion-mnist", out=folder, overwrite=True, epochs=epochs, progress=False, **options)
-    if not (reuse and (folder / "background" / "model.safetensors").exists()):
+        run = vaekit.train("fashion-mnist", out=folder, overwrite=True, epochs=epochs, progress=False, **options)
+    if not (reuse and run.background() is not None):
         anomaly.fit_background(folder, epochs=epochs, overwrite=True, progress=False)
-    return model, anomaly.load_background(model)
+    return run.model, run.background().model
 
 
 def main() -> None:
@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--no-held-out", action="store_true", help="skip the held-out-class row (and its two trainings)")
     args = ap.parse_args()
     opts = dict(latent_dim=args.latent_dim, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)  # a fresh clone has no bench/out
     if args.likelihood:
         opts["likelihood"] = args.likelihood
     if args.lr:
@@ -97,8 +98,9 @@ def main() -> None:
     model, bg = train_run(args.out / "fmnist", epochs=args.epochs, reuse=args.reuse, **opts)
     runs = ["fmnist", "fmnist/background"]
     if not args.no_held_out:
-        held_model, held_bg = train_run(args.out / "fmnist-no9", epochs=args.epochs, reuse=args.reuse,
-                                        exclude_labels=[HELD_OUT], **opts)  # fmt: skip
+        held_model, held_bg = train_run(
+            args.out / "fmnist-no9", epochs=args.epochs, reuse=args.reuse, exclude_labels=[HELD_OUT], **opts
+        )
         runs += ["fmnist-no9", "fmnist-no9/background"]
     t_train = sum(_train_seconds(args.out / f) for f in runs)
 
@@ -136,18 +138,26 @@ def main() -> None:
     print(f"training {t_train:.0f}s, scoring {t_score:.0f}s")
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
-        "command": "python " + " ".join(sys.argv), "epochs": args.epochs, "n": args.n,
-        "iw_samples": args.iw_samples, "likelihood": model.config.likelihood, "latent_dim": args.latent_dim,
-        "train_seconds": t_train, "score_seconds": t_score, "machine": platform.platform(),
-        "threads": torch.get_num_threads(), "table": table, "mean_auroc": mean,
+        "command": "python " + " ".join(sys.argv),
+        "epochs": args.epochs,
+        "n": args.n,
+        "iw_samples": args.iw_samples,
+        "likelihood": model.config.likelihood,
+        "latent_dim": args.latent_dim,
+        "train_seconds": t_train,
+        "score_seconds": t_score,
+        "machine": platform.platform(),
+        "threads": torch.get_num_threads(),
+        "table": table,
+        "mean_auroc": mean,
         "val_nelbo": {r: _best_val(args.out / r) for r in runs if "/" not in r},
-    }  # fmt: skip
+    }
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "results.md").write_text(md + "\n")
 
 
 def _rows(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return vaekit.load_run(folder).metrics()
 
 
 def _best_val(folder: Path) -> float:

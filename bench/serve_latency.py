@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import vaekit
-from vaekit import sampling
+from vaekit.core import sampling
 
 
 def pct(values: list[float], q: float) -> float:
@@ -37,16 +37,26 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(ms: list[float]) -> dict[str, float]:
-    return {"n": len(ms), "median_ms": statistics.median(ms), "p95_ms": pct(ms, 95),
-            "min_ms": min(ms), "max_ms": max(ms)}  # fmt: skip
+    return {
+        "n": len(ms),
+        "median_ms": statistics.median(ms),
+        "p95_ms": pct(ms, 95),
+        "min_ms": min(ms),
+        "max_ms": max(ms),
+    }
 
 
 def start_server(run: Path, port: int, threads: int | None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    proc = subprocess.Popen([sys.executable, "-m", "vaekit", "serve", str(run), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vaekit", "serve", str(run), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     for line in proc.stdout:
         print("  server:", line.rstrip())
         if f"127.0.0.1:{port}" in line:
@@ -126,19 +136,26 @@ def main() -> None:
         proc.wait(timeout=20)
 
     result = {
-        "run": str(args.run), "data": info["data"], "model": f"{info['kind']} {info['arch']}",
-        "latent_dim": d, "data_shape": info["data_shape"],
+        "run": str(args.run),
+        "data": info["data"],
+        "model": f"{info['kind']} {info['arch']}",
+        "latent_dim": d,
+        "data_shape": info["data_shape"],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared), torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} torch threads, server OMP_NUM_THREADS={args.threads or 'default'}",
+        f"{torch.get_num_threads()} torch threads, server OMP_NUM_THREADS={args.threads or 'default'}",
         "model_decode_only": summary(model_ms),
         **{name: summary(ms) for name, ms in times.items() if ms},
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{result['data']} {result['model']}, latent {d}, {result['machine']}")
     print(f"{'what':<34}{'n':>6}{'median ms':>12}{'p95 ms':>10}")
-    labels = {"model_decode_only": "model decode only (no HTTP)", "decode": "POST /api/decode (sliders)",
-              "map_decode": "POST /api/map/decode (map)", "samples_24": "GET /api/samples?n=24"}  # fmt: skip
+    labels = {
+        "model_decode_only": "model decode only (no HTTP)",
+        "decode": "POST /api/decode (sliders)",
+        "map_decode": "POST /api/map/decode (map)",
+        "samples_24": "GET /api/samples?n=24",
+    }
     for key, label in labels.items():
         if key in result:
             s = result[key]

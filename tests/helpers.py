@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from vaekit.data.builtin import fashion_mnist_available
 
-def write_images(folder: Path, n: int = 12, *, size=(10, 12), mode: str = "L", classes=None, seed: int = 0, prefix: str = "img") -> Path:
+
+def write_images(
+    folder: Path, n: int = 12, *, size=(10, 12), mode: str = "L", classes=None, seed: int = 0, prefix: str = "img"
+) -> Path:
     """n random images (width, height = size) in folder, or in class sub-folders."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -62,3 +68,13 @@ def cli_exit_code(*args) -> int:
     except SystemExit as e:
         return e.code or 0
     return 0
+
+
+def needs_fashion_mnist():
+    """Skip (saying why) where Fashion-MNIST is not installed; CI sets VAEKIT_REQUIRE_FASHION_MNIST=1
+    after installing it, and then a missing data set fails the test instead of skipping it."""
+    required = os.environ.get("VAEKIT_REQUIRE_FASHION_MNIST") == "1"
+    return pytest.mark.skipif(
+        not required and not fashion_mnist_available(),
+        reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)",
+    )

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from vaekit import classifier, load_data
 from vaekit.config import DataConfig
+from vaekit.data import load_data
 from vaekit.errors import DataError
+from vaekit.evaluation import classifier
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,9 @@ def test_trains_once_then_comes_from_the_cache(digits, monkeypatch):
 def test_cache_key_follows_the_data(digits):
     cfg, data = digits
     other_cfg = DataConfig("digits", val_fraction=0.2)
-    assert classifier.cache_key(cfg, data) == classifier.cache_key(DataConfig("digits"), load_data(DataConfig("digits")))
+    assert classifier.cache_key(cfg, data) == classifier.cache_key(
+        DataConfig("digits"), load_data(DataConfig("digits"))
+    )
     assert classifier.cache_key(cfg, data) != classifier.cache_key(other_cfg, load_data(other_cfg))
 
 

@@ -5,9 +5,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli, write_images
 from PIL import Image
 
-from helpers import run_cli, write_images
 from vaekit.cli import main
 
 
@@ -22,7 +22,9 @@ def run(tmp_path_factory):
 
 
 def test_train_prints_a_summary_in_nats(tmp_path, capsys):
-    code, out, _ = run_cli(["train", "--epochs", "1", "--arch", "mlp", "--hidden", "16", "--out", tmp_path / "r", "-q"], capsys)
+    code, out, _ = run_cli(
+        ["train", "--epochs", "1", "--arch", "mlp", "--hidden", "16", "--out", tmp_path / "r", "-q"], capsys
+    )
     assert code == 0
     assert "nats/example" in out and str(tmp_path / "r") in out
 
@@ -44,13 +46,36 @@ def test_reconstruct_interpolate_traverse(run, tmp_path, capsys):
     assert run_cli(["reconstruct", run, "-n", "16", "--out", tmp_path / "r.png"], capsys)[0] == 0
     w, h = Image.open(tmp_path / "r.png").size
     assert h > w / 8 * 3  # 4 rows of 8: originals above reconstructions
-    assert run_cli(["interpolate", run, "--a", "3", "--b", "17", "--steps", "5", "--method", "slerp",
-                    "--out", tmp_path / "i.png"], capsys)[0] == 0  # fmt: skip
+    assert (
+        run_cli(
+            [
+                "interpolate",
+                run,
+                "--a",
+                "3",
+                "--b",
+                "17",
+                "--steps",
+                "5",
+                "--method",
+                "slerp",
+                "--out",
+                tmp_path / "i.png",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     assert Image.open(tmp_path / "i.png").size[0] > 4 * Image.open(tmp_path / "i.png").size[1]
     img_path = write_images(tmp_path / "imgs", 1, size=(8, 8))
     png = next(img_path.iterdir())
     assert run_cli(["interpolate", run, "--a", png, "--b", "0", "--out", tmp_path / "i2.png"], capsys)[0] == 0
-    assert run_cli(["traverse", run, "--dims", "0,2", "--range", "2", "--steps", "4", "--out", tmp_path / "t.png"], capsys)[0] == 0
+    assert (
+        run_cli(
+            ["traverse", run, "--dims", "0,2", "--range", "2", "--steps", "4", "--out", tmp_path / "t.png"], capsys
+        )[0]
+        == 0
+    )
     w, h = Image.open(tmp_path / "t.png").size
     assert w > 1.5 * h  # 2 rows of 4
 
@@ -67,14 +92,14 @@ def test_help_lists_every_option_with_its_default(capsys):
     assert code == 0
     for opt in ["--latent-dim", "--beta", "--likelihood", "--resume", "--kl-warmup", "--free-bits", "--denoise"]:
         assert opt in out
-    assert "(default: 16)" in out and "(default: 1.0)" in out
+    assert "(default: 16)" in out and "(default: 1)" in out  # --latent-dim, --beta
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         (["train", "--data", "/no/such/dir"], "no such file or folder"),
-        (["train", "--likelihood", "poisson", "--epochs", "1"], "unknown likelihood"),
+        (["train", "--likelihood", "poisson", "--epochs", "1"], "unknown --likelihood 'poisson'"),
         (["train", "--hidden", "a,b"], "comma-separated integers"),
         (["sample", "/no/such/run"], "no such run folder"),
         (["interpolate", "RUN", "--a", "99999", "--b", "1"], "out of range"),
@@ -87,8 +112,11 @@ def test_help_lists_every_option_with_its_default(capsys):
 )
 def test_user_errors_are_one_sentence_and_exit_2(run, tmp_path, capsys, args, message):
     args = [str(run) if a == "RUN" else a for a in args]
-    code, _, err = run_cli(args + (["--out", tmp_path / "x"] if args[0] == "train" and "--out" not in args
-                                     and "--resume" not in args else []), capsys)  # fmt: skip
+    code, _, err = run_cli(
+        args
+        + (["--out", tmp_path / "x"] if args[0] == "train" and "--out" not in args and "--resume" not in args else []),
+        capsys,
+    )
     assert code == 2
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -101,7 +129,7 @@ def test_bad_data_errors(tmp_path, capsys):
     cases = [
         (tmp_path / "nan.npy", "non-finite"),
         (tmp_path / "empty", "holds no images"),
-        (tmp_path / "wide.npy", "outside [0, 1]"),
+        (tmp_path / "wide.npy", "has values in [-2, 2], which cannot be Bernoulli probabilities"),
     ]
     for data, message in cases:
         extra = ["--likelihood", "bernoulli"] if "wide" in str(data) else []
@@ -117,8 +145,27 @@ def test_bad_data_errors(tmp_path, capsys):
 
 def test_python_dash_m_vaekit_runs_end_to_end(tmp_path):
     """The installed entry point in a real subprocess: exit status and stderr as a user sees them."""
-    ok = subprocess.run([sys.executable, "-m", "vaekit", "train", "--epochs", "1", "--arch", "mlp", "--hidden", "8",
-                         "--out", str(tmp_path / "r"), "-q"], capture_output=True, text=True)  # fmt: skip
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vaekit",
+            "train",
+            "--epochs",
+            "1",
+            "--arch",
+            "mlp",
+            "--hidden",
+            "8",
+            "--out",
+            str(tmp_path / "r"),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([sys.executable, "-m", "vaekit", "sample", str(tmp_path / "nothing")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "vaekit", "sample", str(tmp_path / "nothing")], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("vaekit: error:") and "Traceback" not in bad.stderr

@@ -5,9 +5,9 @@ import re
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
 import vaekit
-from helpers import run_cli
 
 TINY = dict(arch="mlp", hidden=[32], latent_dim=4, epochs=2, batch_size=64, progress=False, figures=False)
 
@@ -37,7 +37,9 @@ def test_evaluate_prints_a_table_and_writes_json(runs, tmp_path, capsys):
 
 
 def test_evaluate_an_autoencoder_skips_the_likelihood(runs, capsys):
-    code, out, err = run_cli(["evaluate", runs / "ae", "-k", 5, "--max-examples", 50, "--no-sample-quality", "-q"], capsys)
+    code, out, err = run_cli(
+        ["evaluate", runs / "ae", "-k", 5, "--max-examples", 50, "--no-sample-quality", "-q"], capsys
+    )
     assert code == 0, err
     res = json.loads((runs / "ae" / "evaluation.json").read_text())
     assert res["likelihood"] is None and res["samples"] is None and res["n_examples"] == 50
@@ -65,8 +67,16 @@ def test_report_is_one_self_contained_file(runs, capsys):
     assert html.startswith("<!DOCTYPE html>")
     assert html.count("<img ") == html.count("data:image/png;base64,") == 8  # curves, KL, activity .. scatter
     assert not re.search(r"(src|href)=\"(https?:|//|file:)", html)  # nothing to fetch
-    for section in ("Metrics", "Training", "Latent health", "Reconstructions", "Samples", "Interpolations",
-                    "Traversals", "Latent space"):  # fmt: skip
+    for section in (
+        "Metrics",
+        "Training",
+        "Latent health",
+        "Reconstructions",
+        "Samples",
+        "Interpolations",
+        "Traversals",
+        "Latent space",
+    ):
         assert f"<h2>{section}</h2>" in html
     assert "bits/dim" in html
 
@@ -100,21 +110,36 @@ def test_bad_input_ends_in_one_sentence(runs, tmp_path, capsys, argv, message):
 
 def test_discretized_likelihood_refuses_data_outside_unit_interval(tmp_path, capsys):
     np.save(tmp_path / "wide.npy", np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32))
-    code, out, err = run_cli(["train", "--data", tmp_path / "wide.npy", "--likelihood", "discretized-gaussian",
-                              "--epochs", 1, "--out", tmp_path / "r", "-q"], capsys)  # fmt: skip
+    code, out, err = run_cli(
+        [
+            "train",
+            "--data",
+            tmp_path / "wide.npy",
+            "--likelihood",
+            "discretized-gaussian",
+            "--epochs",
+            1,
+            "--out",
+            tmp_path / "r",
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 2 and "discretized-gaussian" in err and "outside [0, 1]" in err
 
 
 def test_dynamically_binarized_run_gets_bits_per_dim_on_a_fixed_binarization(tmp_path):
-    from vaekit import metrics
+    from vaekit.workflows.evaluate import evaluate_run
 
-    model = vaekit.train("digits", out=tmp_path / "bin", binarize="dynamic", **{**TINY, "epochs": 1})
-    res = metrics.evaluate(model, vaekit.load_run_data(model), iw_samples=3)
+    vaekit.train("digits", out=tmp_path / "bin", binarize="dynamic", **{**TINY, "epochs": 1})
+    run = vaekit.load_run(tmp_path / "bin")
+    res = evaluate_run(run, iw_samples=3, sample_quality=False)
     assert res["binarized"] and res["likelihood"]["discrete"]
     assert res["likelihood"]["nll_bits_per_dim"] == pytest.approx(res["likelihood"]["nll"] / (64 * np.log(2)))
     # the same run evaluated on grey levels would have no bits/dim: Bernoulli is no distribution over them
-    model.run_config.train.binarize = "none"
-    assert not metrics.evaluate(model, vaekit.load_run_data(model), iw_samples=3)["likelihood"]["discrete"]
+    run.config.train.binarize = "none"
+    res = evaluate_run(run, iw_samples=3, sample_quality=False)
+    assert not res["binarized"] and not res["likelihood"]["discrete"]
 
 
 def test_vectors_get_mse_but_no_image_metrics(tmp_path, capsys):

@@ -4,12 +4,13 @@ a clear error when there are no labels."""
 import numpy as np
 import pytest
 import torch
+from helpers import cli_exit_code
 from sklearn.datasets import load_digits
 
 import vaekit
-from helpers import cli_exit_code
+from vaekit.core.sampling import sample
 from vaekit.errors import DataError, VaekitError
-from vaekit.sampling import class_index, sample
+from vaekit.evaluation import classifier
 
 TINY = dict(arch="mlp", hidden=[64], latent_dim=4, epochs=1, progress=False, figures=False)
 
@@ -24,18 +25,20 @@ def test_conditional_from_labelled_npz(tmp_path, digits_arrays):
     x, y = digits_arrays
     path = tmp_path / "labelled.npz"
     np.savez(path, x=x, y=y + 3)  # labels 3..12: kept as the class names
-    model = vaekit.train(str(path), out=tmp_path / "run", conditional=True, **TINY)
+    run = vaekit.train(str(path), out=tmp_path / "run", conditional=True, **TINY)
+    model = run.model
     assert model.config.num_classes == 10
-    assert model.run_info["class_names"] == [str(v) for v in range(3, 13)]
+    assert run.info["class_names"] == [str(v) for v in range(3, 13)]
+    assert vaekit.load_run(run.path).info["class_names"] == [str(v) for v in range(3, 13)]  # as saved
     # the label reaches the decoder: the same z with two labels gives two different images
     z = torch.zeros(1, 4)
     a, b = model.decode_mean(z, torch.tensor([0])), model.decode_mean(z, torch.tensor([5]))
     assert (a - b).abs().max() > 1e-4
     # "12" is the user's label 12 (class index 9); a bare index is not accepted for numeric names
-    assert class_index(model, "12") == 9
+    assert run.class_index("12") == 9
     with pytest.raises(VaekitError, match="unknown label '2'"):
-        class_index(model, "2")
-    assert sample(model, 5, y=class_index(model, "7"), seed=0).shape == (5, 1, 8, 8)
+        run.class_index("2")
+    assert sample(model, 5, y=run.class_index("7"), seed=0).shape == (5, 1, 8, 8)
 
 
 def test_conditional_without_labels_is_a_clear_error(tmp_path, digits_arrays, capsys):
@@ -44,7 +47,12 @@ def test_conditional_without_labels_is_a_clear_error(tmp_path, digits_arrays, ca
     np.savez(path, x=x)
     with pytest.raises(DataError, match="--conditional needs labels, and unlabelled has none"):
         vaekit.train(str(path), out=tmp_path / "run", conditional=True, **TINY)
-    assert cli_exit_code("train", "--data", str(path), "--conditional", "--epochs", "1", "--out", str(tmp_path / "r2"), "-q") == 2
+    assert (
+        cli_exit_code(
+            "train", "--data", str(path), "--conditional", "--epochs", "1", "--out", str(tmp_path / "r2"), "-q"
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.strip() == "vaekit: error: --conditional needs labels, and unlabelled has none"
 
@@ -63,11 +71,11 @@ def test_sample_by_label_on_the_cli(tmp_path, capsys):
 
 
 def test_conditional_samples_are_classified_as_the_requested_label(tmp_path):
-    pytest.importorskip("vaekit.metrics", reason="needs the evaluation issue's classifier")
-    from vaekit import classifier
-
-    model = vaekit.train("digits", out=tmp_path / "cvae", conditional=True, **{**TINY, "hidden": [256], "latent_dim": 8, "epochs": 30})
-    net = classifier.for_model(model)
+    run = vaekit.train(
+        "digits", out=tmp_path / "cvae", conditional=True, **{**TINY, "hidden": [256], "latent_dim": 8, "epochs": 30}
+    )
+    model = run.model
+    net = classifier.get_classifier(run.config.data, run.data())
     y = torch.arange(10).repeat_interleave(30)  # 30 samples of every digit
     pred = net.predict(sample(model, len(y), y=y, seed=0))
     accuracy = float((pred == y).float().mean())

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
-
 from helpers import write_idx_folder, write_images
+
 from vaekit.config import DataConfig
-from vaekit.data import load_data, load_image, read_idx
+from vaekit.data import load_data, load_image
+from vaekit.data.idx import read_idx
 from vaekit.errors import DataError
 
 

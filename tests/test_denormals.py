@@ -42,14 +42,14 @@ pytestmark = pytest.mark.skipif(not torch.set_flush_denormal(False), reason="thi
 
 
 def test_flush_denormals_reaches_every_thread_of_the_pool():
-    r = _probe("from vaekit.denormals import flush_denormals; supported = flush_denormals()")
+    r = _probe("from vaekit.training.denormals import flush_denormals; supported = flush_denormals()")
     assert r["supported"]
     assert r["before"]["matmul_rows"] == 256 and r["before"]["mul"] == 1 << 20  # the probe can fail
     assert r["after"] == {"matmul_rows": 0, "mul": 0}
 
 
 def test_torch_alone_leaves_the_pool_threads_as_they_were():
-    """Why vaekit.denormals exists: torch's switch sets the calling thread only, so a pool
+    """Why vaekit.training.denormals exists: torch's switch sets the calling thread only, so a pool
     created earlier keeps computing with denormals (if this starts failing, torch fixed it)."""
     r = _probe("supported = torch.set_flush_denormal(True)")
     assert r["supported"]
@@ -57,15 +57,15 @@ def test_torch_alone_leaves_the_pool_threads_as_they_were():
 
 
 def test_fit_switches_the_mode_on(monkeypatch):
-    import vaekit.trainer as trainer
-    from vaekit.config import TrainConfig
-    from vaekit.config import DataConfig, ModelConfig
+    import vaekit.training.loop as trainer
+    from vaekit.config import DataConfig, ModelConfig, TrainConfig
+    from vaekit.core.model import VAE
+    from vaekit.core.objectives import Objective
     from vaekit.data import load_data
-    from vaekit.model import VAE
 
     calls = []
     monkeypatch.setattr(trainer, "flush_denormals", lambda: calls.append(1) or True)
     digits = load_data(DataConfig(source="digits"))
     model = VAE.from_config(ModelConfig(arch="mlp", hidden=[8], latent_dim=2, data_shape=digits.shape))
-    trainer.fit(model, digits, TrainConfig(epochs=1), progress=False)
+    trainer.fit(model, Objective(), digits, TrainConfig(epochs=1))
     assert calls == [1]

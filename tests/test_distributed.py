@@ -12,18 +12,40 @@ import pytest
 import torch
 
 import vaekit
-from vaekit import checkpoint as ckpt
-from vaekit import distributed
+from vaekit.runs.layout import LOCK_FILE
+from vaekit.training import distributed
 
 # 1456 training examples (an even number: N processes leave out the last len % N of an epoch)
 VAL_FRACTION = 0.0997
-ARGS = ["--data", "digits", "--arch", "mlp", "--hidden", "32", "--latent-dim", "4", "--val-fraction", str(VAL_FRACTION), "-q"]
+ARGS = [
+    "--data",
+    "digits",
+    "--arch",
+    "mlp",
+    "--hidden",
+    "32",
+    "--latent-dim",
+    "4",
+    "--val-fraction",
+    str(VAL_FRACTION),
+    "-q",
+]
 
 
 def _torchrun(tmp_path, *args, nproc=2):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "vaekit", "train", *ARGS, *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "vaekit",
+        "train",
+        *ARGS,
+        *args,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     return out
@@ -38,9 +60,20 @@ def two_process_ae(tmp_path_factory):
     """One epoch of an AE (no sampling noise) on 2 processes x batch 64, and on 1 x batch 128."""
     tmp = tmp_path_factory.mktemp("ddp")
     out = _torchrun(tmp, "--model", "ae", "--epochs", "1", "--batch-size", "64", "--out", str(tmp / "two"))
-    vaekit.train("digits", out=tmp / "one", model="ae", arch="mlp", hidden=[32], latent_dim=4, epochs=1,
-                 batch_size=128, val_fraction=VAL_FRACTION, progress=False, figures=False)  # fmt: skip
-    assert vaekit.load(tmp / "one").run_info["n_train"] % 2 == 0
+    vaekit.train(
+        "digits",
+        out=tmp / "one",
+        model="ae",
+        arch="mlp",
+        hidden=[32],
+        latent_dim=4,
+        epochs=1,
+        batch_size=128,
+        val_fraction=VAL_FRACTION,
+        progress=False,
+        figures=False,
+    )
+    assert vaekit.load_run(tmp / "one").info["n_train"] % 2 == 0
     return tmp, out
 
 
@@ -57,11 +90,12 @@ def test_two_processes_step_like_one_with_the_global_batch(two_process_ae):
 def test_only_rank_zero_writes_the_run_folder(two_process_ae):
     tmp, out = two_process_ae
     run = tmp / "two"
-    rows = ckpt.read_metrics(run)
+    rows = vaekit.load_run(run).metrics()
     assert [r["epoch"] for r in rows] == [1]  # one line: a second writer would have appended another
-    one = ckpt.read_metrics(tmp / "one")[0]
+    one = vaekit.load_run(tmp / "one").metrics()[0]
     assert rows[0]["step"] == one["step"]  # the same number of (global) steps
-    assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no stray temporary files
+    # no stray temporary files (the folder's lock file stays, by design)
+    assert not [p for p in run.iterdir() if p.name.startswith(".") and p.name != LOCK_FILE]
     assert out.stdout.count("run folder:") == 1  # rank 0 speaks for all
     assert (run / "samples.png").is_file()
 
@@ -70,14 +104,16 @@ def test_validation_is_all_reduced_to_the_whole_split(two_process_ae):
     """Rank shards cover the validation split; the all-reduced loss equals one process's
     evaluation of the same weights (an AE has no sampling noise)."""
     from vaekit.config import DataConfig
+    from vaekit.core.objectives import Objective
     from vaekit.data import load_data
-    from vaekit.trainer import evaluate_loss
+    from vaekit.training import evaluate_loss
 
     tmp, _ = two_process_ae
-    model = vaekit.load(tmp / "two", which="last")
+    run = vaekit.load_run(tmp / "two")
+    model = run.load_model("last")
     data = load_data(DataConfig(source="digits", val_fraction=VAL_FRACTION))
-    single = evaluate_loss(model, data.val, model.run_config.train, seed=1)
-    logged = ckpt.read_metrics(tmp / "two")[0]
+    single = evaluate_loss(model, data.val, Objective.from_config(run.config.train), seed=1)
+    logged = run.metrics()[0]
     assert logged["val_loss"] == pytest.approx(single["loss"], rel=1e-5)
 
 
@@ -91,8 +127,8 @@ def test_a_multi_process_vae_run_resumes_exactly(tmp_path):
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "half")
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert [r["val_loss"] for r in ckpt.read_metrics(tmp_path / "full")] == [
-        r["val_loss"] for r in ckpt.read_metrics(tmp_path / "half")
+    assert [r["val_loss"] for r in vaekit.load_run(tmp_path / "full").metrics()] == [
+        r["val_loss"] for r in vaekit.load_run(tmp_path / "half").metrics()
     ]
 
 

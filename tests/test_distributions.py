@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
-from vaekit.distributions import LOGVAR_MAX, LOGVAR_MIN, DiagonalGaussian, PointMass
+from vaekit.core.distributions import LOGVAR_MAX, LOGVAR_MIN, DiagonalGaussian, PointMass
 
 
 def _random(b=5, d=4, seed=0):

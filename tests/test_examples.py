@@ -34,7 +34,9 @@ def test_exclude_label_drops_a_class_from_train_and_val_only():
         assert not torch.isin(d.y, torch.tensor([3, 9])).any()
     assert torch.isin(s.test.y, torch.tensor([3, 9])).sum() > 10  # the test split keeps them
     full = load_data(DataConfig(source="digits"))
-    assert len(s.train) + len(s.val) == int((~torch.isin(torch.cat([full.train.y, full.val.y]), torch.tensor([3, 9]))).sum())
+    assert len(s.train) + len(s.val) == int(
+        (~torch.isin(torch.cat([full.train.y, full.val.y]), torch.tensor([3, 9]))).sum()
+    )
     # the same classes are gone from a SOURCE:SPLIT of the run's own data, not from other sources
     like = DataConfig(source="digits", exclude_labels=[9])
     assert 9 not in load_split("digits:val", like=like).y.tolist()

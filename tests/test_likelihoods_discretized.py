@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from vaekit.likelihoods import (
+from vaekit.core.likelihoods import (
     LIKELIHOODS,
     DiscretizedGaussian,
     DiscretizedLogistic,

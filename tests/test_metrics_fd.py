@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from vaekit import metrics
 from vaekit.errors import VaekitError
+from vaekit.evaluation import sample_quality as metrics
 
 
 def scipy_reference(mu1, cov1, mu2, cov2):
@@ -23,7 +23,9 @@ def random_gaussian(rng, d):
 def test_matches_scipy_reference(d):
     rng = np.random.default_rng(d)
     (m1, c1), (m2, c2) = random_gaussian(rng, d), random_gaussian(rng, d)
-    assert metrics.frechet_distance(m1, c1, m2, c2) == pytest.approx(scipy_reference(m1, c1, m2, c2), rel=1e-7, abs=1e-9)
+    assert metrics.frechet_distance(m1, c1, m2, c2) == pytest.approx(
+        scipy_reference(m1, c1, m2, c2), rel=1e-7, abs=1e-9
+    )
 
 
 def test_closed_form_for_diagonal_covariances():

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torch.distributions import MultivariateNormal
 
-from vaekit import metrics
 from vaekit.config import ModelConfig
+from vaekit.core.likelihoods import GaussianLikelihood
+from vaekit.core.model import VAE
+from vaekit.core.priors import StandardNormal
 from vaekit.errors import VaekitError
-from vaekit.likelihoods import GaussianLikelihood
-from vaekit.model import VAE
-from vaekit.priors import StandardNormal
+from vaekit.evaluation import likelihood as metrics
 
 DX, DZ, SIGMA = 6, 2, 0.5
 
@@ -72,7 +72,7 @@ def problem():
     g = torch.Generator().manual_seed(1)
     w = torch.randn(DX, DZ, generator=g)
     b = torch.randn(DX, generator=g) * 0.5
-    x = (torch.randn(3000, DZ, generator=g) @ w.T + b + SIGMA * torch.randn(3000, DX, generator=g))
+    x = torch.randn(3000, DZ, generator=g) @ w.T + b + SIGMA * torch.randn(3000, DX, generator=g)
     return w, b, x
 
 
@@ -122,8 +122,10 @@ def test_chunking_does_not_change_the_estimate(problem):
     # the random stream is consumed differently per chunk size, so compare in distribution
     w, b, x = problem
     model = ppca(w, b, shift=0.4, var_scale=2.0)
-    one, many = (metrics.iwae_log_likelihood(model, x, k=10, chunk=c, generator=torch.Generator().manual_seed(c))
-                 for c in (1, 10))  # fmt: skip
+    one, many = (
+        metrics.iwae_log_likelihood(model, x, k=10, chunk=c, generator=torch.Generator().manual_seed(c))
+        for c in (1, 10)
+    )
     se = math.sqrt((one.var() + many.var()) / len(x))
     assert abs(one.mean() - many.mean()) < 4 * se
 
@@ -148,5 +150,6 @@ def test_an_autoencoder_has_no_likelihood():
     with pytest.raises(VaekitError, match="autoencoder"):
         metrics.iwae_log_likelihood(ae, torch.rand(3, 4), k=5)
     with pytest.raises(VaekitError, match="at least 1"):
-        metrics.iwae_log_likelihood(VAE.from_config(ModelConfig(arch="mlp", latent_dim=2, hidden=[8], data_shape=[4])),
-                                    torch.rand(3, 4), k=0)  # fmt: skip
+        metrics.iwae_log_likelihood(
+            VAE.from_config(ModelConfig(arch="mlp", latent_dim=2, hidden=[8], data_shape=[4])), torch.rand(3, 4), k=0
+        )

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vaekit import metrics
 from vaekit.config import ModelConfig
+from vaekit.core.model import VAE
 from vaekit.data import Dataset
-from vaekit.model import VAE
+from vaekit.evaluation import latent as metrics
 
 
 def test_active_units_on_a_constructed_case():
@@ -43,7 +43,9 @@ def test_prior_mismatch_closed_form():
     # a VAE's aggregate posterior adds the mean posterior variance
     var = torch.full_like(mu, 0.75)
     s2 = s**2 + 0.75
-    assert metrics.prior_mismatch(mu, var) == pytest.approx(0.5 * float((s2 + m**2 - 1 - torch.log(s2)).sum()), rel=0.02)
+    assert metrics.prior_mismatch(mu, var) == pytest.approx(
+        0.5 * float((s2 + m**2 - 1 - torch.log(s2)).sum()), rel=0.02
+    )
 
 
 def test_latent_metrics_kl_per_dim_matches_torch_distributions():

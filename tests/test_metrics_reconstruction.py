@@ -5,8 +5,8 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from vaekit import metrics
 from vaekit.errors import VaekitError
+from vaekit.evaluation import reconstruction as metrics
 
 
 def noisy_pair(shape, seed):
@@ -30,7 +30,9 @@ def test_psnr_and_mse_match_scikit_image():
     for i in range(5):
         ref = peak_signal_noise_ratio(x[i].double().numpy(), y[i].double().numpy(), data_range=1.0)
         assert metrics.psnr(x, y)[i].item() == pytest.approx(ref, rel=1e-10)
-        assert metrics.mse(x, y)[i].item() == pytest.approx(float(np.mean((x[i].numpy() - y[i].numpy()) ** 2)), rel=1e-6)
+        assert metrics.mse(x, y)[i].item() == pytest.approx(
+            float(np.mean((x[i].numpy() - y[i].numpy()) ** 2)), rel=1e-6
+        )
     assert metrics.psnr(x, x).max().item() == pytest.approx(100.0)  # capped, not infinite
 
 

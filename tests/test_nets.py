@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from vaekit.config import ModelConfig
+from vaekit.core.model import VAE
+from vaekit.core.nets import auto_channels, build_networks
 from vaekit.errors import VaekitError
-from vaekit.model import VAE
-from vaekit.nets import auto_channels, build_networks
 
 
 @pytest.mark.parametrize("shape", [[1, 8, 8], [1, 28, 28], [3, 64, 64], [3, 5, 9], [1, 1, 1], [4, 33, 17]])

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from vaekit.config import TrainConfig
-from vaekit.distributions import DiagonalGaussian
+from vaekit.config import Capacity, TrainConfig
+from vaekit.core.distributions import DiagonalGaussian
+from vaekit.core.model import ModelOutput
+from vaekit.core.objectives import Objective, free_bits_kl
 from vaekit.errors import VaekitError
-from vaekit.model import ModelOutput
-from vaekit.objectives import KLControl, free_bits_kl, parse_capacity
 
 
 def _out(kl_per_dim, recon=None):
@@ -18,16 +18,16 @@ def _out(kl_per_dim, recon=None):
 
 def test_constant_beta_is_the_beta_vae_loss():
     out = _out(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
-    assert KLControl(beta=0.5).loss(out, 0).item() == pytest.approx(10 + 0.5 * 5)
+    assert Objective(beta=0.5).loss(out, 0).item() == pytest.approx(10 + 0.5 * 5)
 
 
 def test_warmup_is_linear_then_flat():
-    c = KLControl(beta=2.0, warmup=100)
+    c = Objective(beta=2.0, warmup=100)
     assert [c.weight(s) for s in (0, 25, 50, 100, 1000)] == [0.0, 0.5, 1.0, 2.0, 2.0]
 
 
 def test_cycles_rise_over_half_of_each_cycle_then_hold():
-    c = KLControl(beta=1.0, cycles=4, total_steps=400)  # period 100, ramp 50
+    c = Objective(beta=1.0, cycles=4, total_steps=400)  # period 100, ramp 50
     assert [c.weight(s) for s in (0, 25, 50, 99, 100, 125, 399)] == [0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0]
 
 
@@ -41,7 +41,8 @@ def test_free_bits_only_counts_dimensions_above_the_floor():
 
 
 def test_capacity_penalises_distance_from_a_rising_target():
-    c = KLControl(beta=10.0, capacity=parse_capacity("25:100"))
+    assert TrainConfig(capacity="25:100").capacity == Capacity.parse("25:100") == Capacity(25.0, 100)
+    c = Objective(beta=10.0, capacity=Capacity.parse("25:100"))
     assert c.target(0) == 0 and c.target(50) == 12.5 and c.target(500) == 25
     out = _out(torch.full((2, 1), 12.5))
     assert c.loss(out, 50).item() == pytest.approx(10.0)  # KL exactly on target: recon only
@@ -59,4 +60,4 @@ def test_capacity_penalises_distance_from_a_rising_target():
 )
 def test_bad_kl_options(kwargs, message):
     with pytest.raises(VaekitError, match=message):
-        KLControl.from_config(TrainConfig(**kwargs), total_steps=10)
+        Objective.from_config(TrainConfig(**kwargs), total_steps=10)

@@ -6,7 +6,7 @@ from scipy.stats import mannwhitneyu
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from vaekit.errors import VaekitError
-from vaekit.ood import auprc, auroc, choose_threshold, fpr_at_tpr, ood_metrics
+from vaekit.evaluation.ood import auprc, auroc, choose_threshold, fpr_at_tpr, ood_metrics
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -5,12 +5,16 @@ import json
 
 import pytest
 import torch
+from helpers import run_cli
 
 import vaekit
-from helpers import run_cli
-from vaekit import classifier, metrics, priors, report
-from vaekit.fit_prior import fit_prior
-from vaekit.sampling import sample
+from vaekit.core import priors
+from vaekit.core.sampling import sample
+from vaekit.evaluation.classifier import get_classifier
+from vaekit.evaluation.evaluate import evaluate
+from vaekit.evaluation.sample_quality import feature_frechet_distance
+from vaekit.workflows import report
+from vaekit.workflows.fit_prior import fit_prior
 
 TINY = dict(arch="mlp", hidden=[64], latent_dim=4, epochs=3, beta=0.5, progress=False, figures=False)
 
@@ -27,10 +31,10 @@ def run(tmp_path_factory):
 def _fd(run, kind: str) -> float:
     """FD (classifier features) of len(test) samples (seed 0) from one prior vs the test split,
     computed here from the pieces rather than by evaluate."""
-    model = vaekit.load(run)
-    data = vaekit.api.load_run_data(model)
-    x = sample(model, len(data.test), prior=priors.load_sampling_prior(run, kind), seed=0)
-    return metrics.feature_frechet_distance(classifier.for_model(model, data), x, data.test.x)
+    r = vaekit.load_run(run)
+    model, data = r.model, r.data()
+    x = sample(model, len(data.test), prior=r.prior(kind), seed=0)
+    return feature_frechet_distance(get_classifier(r.config.data, data), x, data.test.x)
 
 
 def test_evaluate_measures_the_fitted_prior(run, capsys):
@@ -70,17 +74,21 @@ def test_report_draws_from_the_fitted_prior(run, tmp_path, capsys):
 
 
 def test_evaluate_model_without_a_run_folder_uses_the_model_prior(run):
-    model = vaekit.load(run)
-    model.run_dir = None
-    assert isinstance(report.run_prior(model), priors.StandardNormal)
-    with pytest.raises(vaekit.errors.VaekitError, match="needs a run folder"):
-        report.run_prior(model, "gmm")
+    """A bare model (no Run) knows nothing of the run's fitted mixture: evaluate draws from N(0, I)."""
+    r = vaekit.load_run(run)
+    assert r.priors.default_kind() == "gmm"  # the run's default is the mixture ...
+    model, data = vaekit.load(run), r.data()
+    res = evaluate(model, data, iw_samples=5, max_examples=40, classifier=get_classifier(r.config.data, data))
+    smp = res["samples"]  # ... but the model on its own is evaluated with its own prior
+    assert smp["prior"] == "standard" and "fd_samples_standard" not in smp
+    assert smp["fd_samples"] == pytest.approx(_fd(run, "standard"), rel=1e-6)
+    assert isinstance(r.prior("standard"), priors.StandardNormal)
 
 
 @pytest.mark.parametrize("kind", ["standard", "gmm"])
 def test_sample_temperature_scales_the_spread(run, tmp_path, capsys, kind):
     model = vaekit.load(run)
-    prior = priors.load_sampling_prior(run, kind)
+    prior = vaekit.load_run(run).prior(kind)
     _, z1 = sample(model, 2000, prior=prior, seed=3, return_z=True)
     _, zt = sample(model, 2000, prior=prior, seed=3, return_z=True)
     torch.testing.assert_close(z1, zt)  # seeded: the same draws
@@ -90,8 +98,10 @@ def test_sample_temperature_scales_the_spread(run, tmp_path, capsys, kind):
     else:  # the same component k and noise: z_T = m_k + T * L_k eps, so (z_T - T z_1) / (1 - T) = m_k
         m = (z07.double() - 0.7 * z1.double()) / 0.3
         assert float(torch.cdist(m, prior.means.double()).min(1).values.max()) < 1e-4
-    code, out, err = run_cli(["sample", run, "-n", 16, "--temperature", 0.7, "--prior", kind, "--out", tmp_path / "s.png"], capsys)
+    code, out, err = run_cli(
+        ["sample", run, "-n", 16, "--temperature", 0.7, "--prior", kind, "--out", tmp_path / "s.png"], capsys
+    )
     assert code == 0, err
     assert (tmp_path / "s.png").is_file() and f"prior {kind}, temperature 0.7" in out
     code, _, err = run_cli(["sample", run, "--temperature", 0, "--out", tmp_path / "t.png"], capsys)
-    assert code == 2 and "temperature must be positive" in err
+    assert code == 2 and err.strip() == "vaekit: error: temperature must be a positive finite number, not 0.0"

@@ -1,17 +1,18 @@
 """Post-hoc priors on the aggregate posterior: the mixture's mathematics against scikit-learn
 and closed forms, storage in the run folder, the second-stage VAE, and `sample --prior`."""
 
-import numpy as np
 import pytest
 import torch
+from helpers import cli_exit_code
 from sklearn.mixture import GaussianMixture
 
 import vaekit
-from helpers import cli_exit_code
-from vaekit import priors
+from vaekit.core import priors
+from vaekit.core.sampling import sample
 from vaekit.errors import RunFolderError, VaekitError
-from vaekit.fit_prior import aggregate_codes, fit_gmm, fit_prior
-from vaekit.sampling import sample
+from vaekit.evaluation.classifier import get_classifier
+from vaekit.evaluation.sample_quality import feature_frechet_distance
+from vaekit.workflows.fit_prior import aggregate_codes, fit_gmm, fit_prior
 
 TINY = dict(arch="mlp", hidden=[64], latent_dim=4, progress=False, figures=False)
 
@@ -28,9 +29,13 @@ def codes():
 @pytest.mark.parametrize("covariance", ["full", "diag", "tied", "spherical"])
 def test_gmm_log_density_equals_scikit_learn(codes, covariance):
     prior = fit_gmm(codes, components=3, covariance=covariance, seed=0)
-    ref = GaussianMixture(3, covariance_type=covariance, random_state=0, reg_covar=1e-6, max_iter=500).fit(codes.double().numpy())
+    ref = GaussianMixture(3, covariance_type=covariance, random_state=0, reg_covar=1e-6, max_iter=500).fit(
+        codes.double().numpy()
+    )
     z = codes[:200]
-    assert prior.log_prob(z).double().numpy() == pytest.approx(ref.score_samples(z.double().numpy()), rel=1e-6, abs=1e-6)
+    assert prior.log_prob(z).double().numpy() == pytest.approx(
+        ref.score_samples(z.double().numpy()), rel=1e-6, abs=1e-6
+    )
 
 
 def test_gmm_samples_have_the_mixture_moments():
@@ -50,44 +55,50 @@ def test_gmm_samples_have_the_mixture_moments():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return vaekit.train("digits", out=tmp_path_factory.mktemp("p") / "run", epochs=3, **TINY).run_dir
+    return vaekit.train("digits", out=tmp_path_factory.mktemp("p") / "run", epochs=3, **TINY).path
 
 
 def test_gmm_prior_is_stored_reloaded_and_becomes_the_default(run):
-    assert priors.default_prior_kind(run) == "standard"
+    r = vaekit.load_run(run)
+    assert r.priors.default_kind() == "standard" and r.priors.fitted() == []
     info = fit_prior(run, kind="gmm", components=3, progress=False)
     # the mixture explains the held-out codes better than N(0, I) does
     assert info["val_log_density"] > info["val_log_density_standard"]
-    assert sorted(p.name for p in priors.prior_dir(run).iterdir()) == ["default.json", "gmm.json", "gmm.safetensors"]
-    loaded = priors.load_sampling_prior(run)
+    assert sorted(p.name for p in r.priors.folder.iterdir()) == ["default.json", "gmm.json", "gmm.safetensors"]
+    assert r.priors.default_kind() == "gmm" and r.priors.fitted() == ["gmm"]
+    loaded = vaekit.load_run(run).prior()
     assert isinstance(loaded, priors.GaussianMixturePrior) and loaded.num_components == 3
     model = vaekit.load(run)
-    codes = aggregate_codes(model, vaekit.api.load_run_data(model).train)
+    codes = aggregate_codes(model, vaekit.load_run(run).data().train)
     again = fit_gmm(codes, components=3, seed=0)
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     assert torch.equal(loaded.sample(7, generator=g()), again.sample(7, generator=g()))
-    a, b = sample(model, 6, prior=loaded, seed=3), sample(model, 6, prior=priors.load_sampling_prior(run, "standard"), seed=3)
+    a, b = sample(model, 6, prior=loaded, seed=3), sample(model, 6, prior=r.prior("standard"), seed=3)
     assert a.shape == b.shape == (6, 1, 8, 8) and not torch.equal(a, b)
     with pytest.raises(RunFolderError, match="no fitted vae prior; fit one with `vaekit fit-prior"):
-        priors.load_sampling_prior(run, "vae")
+        r.prior("vae")
     with pytest.raises(VaekitError, match="unknown prior 'flow'"):
-        priors.load_sampling_prior(run, "flow")
+        r.prior("flow")
 
 
 def test_a_prior_fitted_to_earlier_weights_is_refused(tmp_path):
-    run = vaekit.train("digits", out=tmp_path / "run", epochs=1, **TINY).run_dir
+    run = vaekit.train("digits", out=tmp_path / "run", epochs=1, **TINY).path
     fit_prior(run, kind="gmm", components=2, progress=False)
     vaekit.train(resume=run, epochs=2, progress=False, figures=False)  # new best weights
     with pytest.raises(RunFolderError, match="fitted to earlier weights"):
-        priors.load_sampling_prior(run)
+        vaekit.load_run(run).prior()
 
 
 def test_second_stage_vae_prior(tmp_path):
-    run = vaekit.train("digits", out=tmp_path / "run", epochs=3, **TINY).run_dir
+    run = vaekit.train("digits", out=tmp_path / "run", epochs=3, **TINY).path
     info = fit_prior(run, kind="vae", epochs=15, hidden=[64, 64], fit_on="sample", progress=False)
     assert info["val_log_density"] > info["val_log_density_standard"]  # an ELBO, and still higher
-    assert (priors.prior_dir(run) / "vae" / "model.safetensors").is_file()  # an ordinary run folder
-    prior = priors.load_sampling_prior(run)
+    stage_two = vaekit.load_run(run).priors.stage_two_path()
+    assert stage_two == run / "priors" / "vae"
+    assert (stage_two / "model.safetensors").is_file() and vaekit.load_run(
+        stage_two
+    ).has_weights()  # an ordinary run folder
+    prior = vaekit.load_run(run).prior()
     assert isinstance(prior, priors.SecondStagePrior)
     g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
     z1, z2 = prior.sample(9, generator=g()), prior.sample(9, generator=g())
@@ -95,7 +106,7 @@ def test_second_stage_vae_prior(tmp_path):
     # the draws spread like the codes they model (a second stage whose own posterior collapsed
     # must still be a Gaussian fit of the codes, not its decoder's one constant output)
     model = vaekit.load(run)
-    codes = aggregate_codes(model, vaekit.api.load_run_data(model).train, fit_on="sample").float()
+    codes = aggregate_codes(model, vaekit.load_run(run).data().train, fit_on="sample").float()
     ratio = prior.sample(4000, generator=g()).std(0) / codes.std(0)
     assert ((ratio > 0.6) & (ratio < 1.6)).all(), ratio
     # temperature 0 would collapse u to 0; a small one pulls the codes towards the decoder's mean at u = 0
@@ -104,7 +115,7 @@ def test_second_stage_vae_prior(tmp_path):
 
 
 def test_cli_fit_prior_then_sample_uses_it(tmp_path, capsys):
-    run = vaekit.train("digits", out=tmp_path / "run", epochs=2, **TINY).run_dir
+    run = vaekit.train("digits", out=tmp_path / "run", epochs=2, **TINY).path
     assert cli_exit_code("sample", str(run), "-n", "4", "--out", str(tmp_path / "a.png")) == 0
     assert "prior standard" in capsys.readouterr().out
     assert cli_exit_code("fit-prior", str(run), "--kind", "gmm", "--components", "4") == 0
@@ -123,17 +134,17 @@ def test_cli_fit_prior_then_sample_uses_it(tmp_path, capsys):
 def test_a_fitted_mixture_gives_better_samples_than_the_standard_normal(tmp_path, kind, beta):
     """Where the codes visibly do not fill N(0, I) (a low-beta VAE; an AE, whose codes are
     unconstrained), sampling from a mixture fitted on them lowers the FD (classifier features)."""
-    metrics = pytest.importorskip("vaekit.metrics", reason="needs the evaluation issue's metrics")
-    from vaekit import classifier
-
     opts = dict(TINY, hidden=[256], latent_dim=8, epochs=30)
-    model = vaekit.train("digits", out=tmp_path / "run", model=kind, **({} if beta is None else {"beta": beta}), **opts)
-    info = fit_prior(model.run_dir, kind="gmm", components=10, progress=False)
+    run = vaekit.train("digits", out=tmp_path / "run", model=kind, **({} if beta is None else {"beta": beta}), **opts)
+    info = fit_prior(run.path, kind="gmm", components=10, progress=False)
     # the codes are far from N(0, I): the mixture explains held-out codes by several nats more
     assert info["val_log_density"] > info["val_log_density_standard"] + 2.0
-    data = vaekit.api.load_run_data(model)
-    net = classifier.for_model(model, data)
+    run = vaekit.load_run(run.path)
+    model, data = run.model, run.data()
+    net = get_classifier(run.config.data, data)
     test = data.test.x
-    fd = {k: metrics.feature_frechet_distance(net, sample(model, len(test), prior=priors.load_sampling_prior(model.run_dir, k), seed=0), test)
-          for k in ("standard", "gmm")}  # fmt: skip
+    fd = {
+        k: feature_frechet_distance(net, sample(model, len(test), prior=run.prior(k), seed=0), test)
+        for k in ("standard", "gmm")
+    }
     assert fd["gmm"] < 0.7 * fd["standard"]

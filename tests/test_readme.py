@@ -3,6 +3,10 @@
 import re
 from pathlib import Path
 
+import torch
+
+import vaekit
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -26,4 +30,7 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     assert namespace["images"].shape == (16, 1, 8, 8)
     assert namespace["path"].shape == (10, 1, 8, 8)
     assert namespace["grid"].shape == (2, 7, 1, 8, 8)
-    assert model.run_dir.name == "digits-api"
+    run = vaekit.load_run(tmp_path / "runs" / "digits-api")  # the example's run folder
+    assert isinstance(model, vaekit.VAE)
+    assert model.state_dict().keys() == run.model.state_dict().keys()
+    assert all(torch.equal(v, run.model.state_dict()[k]) for k, v in model.state_dict().items())

@@ -8,13 +8,16 @@ import pytest
 import torch
 
 import vaekit
-from vaekit import checkpoint as ckpt
-from vaekit.config import DataConfig, ModelConfig, TrainConfig
+from vaekit.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from vaekit.core.model import VAE
+from vaekit.core.objectives import Objective
 from vaekit.data import load_data
 from vaekit.errors import VaekitError
-from vaekit.model import VAE
-from vaekit.schedules import PLATEAU_FACTOR, PLATEAU_PATIENCE, LRSchedule
-from vaekit.trainer import fit
+from vaekit.runs import Run
+from vaekit.runs.setup import data_info
+from vaekit.runs.writer import RunWriter
+from vaekit.training import EveryEpoch, fit
+from vaekit.training.schedules import PLATEAU_FACTOR, PLATEAU_PATIENCE, LRSchedule
 
 TINY = dict(arch="mlp", hidden=[16], latent_dim=3, progress=False, figures=False)
 
@@ -24,9 +27,19 @@ def digits():
     return load_data(DataConfig(source="digits"))
 
 
+def _model_config(digits):
+    return ModelConfig(arch="mlp", hidden=[16], latent_dim=3, data_shape=digits.shape)
+
+
 def _model(digits):
     torch.manual_seed(0)
-    return VAE.from_config(ModelConfig(arch="mlp", hidden=[16], latent_dim=3, data_shape=digits.shape))
+    return VAE.from_config(_model_config(digits))
+
+
+def _new_run(path, digits, cfg: TrainConfig) -> Run:
+    """An empty run folder for a model of _model(digits) trained with cfg on digits."""
+    config = RunConfig(model=_model_config(digits), train=cfg, data=DataConfig(source="digits"))
+    return Run.create(path, config, data_info(digits))
 
 
 def _torch_rates(scheduler_cls, steps: int, lr: float, **kwargs) -> list[float]:
@@ -62,8 +75,9 @@ def test_plateau_matches_torch_reduce_on_plateau():
     gen = torch.Generator().manual_seed(1)
     losses = (torch.linspace(10, 5, 40) + torch.rand(40, generator=gen) * 3).tolist()  # a noisy descent
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=PLATEAU_FACTOR,
-                                                     patience=PLATEAU_PATIENCE - 1, threshold=0.0)  # fmt: skip
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE - 1, threshold=0.0
+    )
     ours = LRSchedule("plateau", lr=1.0, steps_per_epoch=3, epochs=40)
     best, bad = math.inf, 0
     for epoch, loss in enumerate(losses, start=1):
@@ -91,7 +105,7 @@ def test_time_limit_plans_the_epochs_that_fit_and_the_cosine_ends_with_them():
 def test_bad_options_are_clear_errors_before_anything_is_written(tmp_path):
     with pytest.raises(VaekitError, match="schedule"):
         vaekit.train("digits", out=tmp_path / "a", epochs=1, lr_schedule="step", **TINY)
-    with pytest.raises(VaekitError, match="time limit"):
+    with pytest.raises(VaekitError, match="--time-limit must be positive"):
         vaekit.train("digits", out=tmp_path / "b", epochs=1, time_limit=0, **TINY)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -104,7 +118,7 @@ def test_the_loop_applies_the_cosine_rate_step_by_step(digits):
     cfg = TrainConfig(epochs=3, lr=3e-3, lr_schedule="cosine")
     hook = register_optimizer_step_pre_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
     try:
-        rows = fit(model, digits, cfg, progress=False)
+        rows = fit(model, Objective.from_config(cfg), digits, cfg)
     finally:
         hook.remove()
     steps = math.ceil(len(digits.train) / cfg.batch_size)
@@ -121,32 +135,43 @@ class _Interrupt(Exception):
 def test_an_interrupted_run_resumes_exactly_with_its_schedule(tmp_path, digits, schedule):
     cfg = TrainConfig(epochs=6, lr=3e-3, lr_schedule=schedule)
     full = _model(digits)
-    rows_full = fit(full, digits, cfg, run_dir=tmp_path / "full", progress=False)
+    rows_full = fit(
+        full, Objective.from_config(cfg), digits, cfg, callbacks=[RunWriter(_new_run(tmp_path / "full", digits, cfg))]
+    )
 
     def stop_after_3(epoch, row, model):
         if epoch == 3:
             raise _Interrupt
 
-    with pytest.raises(_Interrupt):
-        fit(_model(digits), digits, cfg, run_dir=tmp_path / "cut", progress=False, callbacks=[stop_after_3])
+    cut = _new_run(tmp_path / "cut", digits, cfg)
+    with pytest.raises(_Interrupt):  # the writer has saved epoch 3 before the interruption
+        fit(
+            _model(digits),
+            Objective.from_config(cfg),
+            digits,
+            cfg,
+            callbacks=[RunWriter(cut), EveryEpoch(stop_after_3)],
+        )
+    cut = vaekit.load_run(tmp_path / "cut")
+    assert cut.trained_epochs() == 3
     resumed = _model(digits)
-    fit(resumed, digits, cfg, run_dir=tmp_path / "cut", resume=True, progress=False)
+    fit(resumed, Objective.from_config(cfg), digits, cfg, callbacks=[RunWriter(cut)], resume=cut.load_checkpoint())
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
-    rows_cut = ckpt.read_metrics(tmp_path / "cut")
+    rows_cut = vaekit.load_run(tmp_path / "cut").metrics()
     assert [r["lr"] for r in rows_cut] == [r["lr"] for r in rows_full]
     if schedule == "plateau":
-        assert "schedule" in ckpt.load_checkpoint(tmp_path / "cut" / ckpt.CHECKPOINT_FILE)[3]
+        assert "schedule" in vaekit.load_run(tmp_path / "cut").load_checkpoint().loop
 
 
 def test_a_time_limit_ends_the_run_and_the_schedule(tmp_path):
     vaekit.train("digits", out=tmp_path / "r", epochs=20, time_limit=1e-6, **TINY)
-    rows = ckpt.read_metrics(tmp_path / "r")
+    rows = vaekit.load_run(tmp_path / "r").metrics()
     assert len(rows) == 1  # the first epoch alone overran the limit
-    state = ckpt.load_checkpoint(tmp_path / "r" / ckpt.CHECKPOINT_FILE)[3]
+    state = vaekit.load_run(tmp_path / "r").load_checkpoint().loop
     assert state["schedule"]["last_epoch"] == 1 and state["seconds"] > 0  # the plan ended with it
     vaekit.train("digits", out=tmp_path / "long", epochs=2, time_limit=1e6, **TINY)
-    assert len(ckpt.read_metrics(tmp_path / "long")) == 2  # a generous limit changes nothing
+    assert len(vaekit.load_run(tmp_path / "long").metrics()) == 2  # a generous limit changes nothing
 
 
 def test_cli_schedule_and_time_limit_reach_the_config(tmp_path):
@@ -155,11 +180,31 @@ def test_cli_schedule_and_time_limit_reach_the_config(tmp_path):
     from vaekit.cli import app
 
     out = tmp_path / "r"
-    result = CliRunner().invoke(app, ["train", "--data", "digits", "--epochs", "1", "--arch", "mlp", "--hidden", "16",
-                                      "--latent-dim", "3", "--lr-schedule", "plateau", "--time-limit", "3600",
-                                      "--out", str(out), "-q"])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--arch",
+            "mlp",
+            "--hidden",
+            "16",
+            "--latent-dim",
+            "3",
+            "--lr-schedule",
+            "plateau",
+            "--time-limit",
+            "3600",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    cfg, _ = ckpt.read_config(out)
+    cfg = vaekit.load_run(out).config
     assert (cfg.train.lr_schedule, cfg.train.time_limit) == ("plateau", 3600.0)
 
 

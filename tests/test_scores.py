@@ -11,17 +11,24 @@ from sklearn.datasets import load_digits
 
 import vaekit
 from vaekit.config import ModelConfig
+from vaekit.core.model import VAE
 from vaekit.errors import VaekitError
-from vaekit.model import VAE
-from vaekit.ood import auroc
-from vaekit.scores import (
-    code_length, complexity_score, likelihood_ratio_score, negative_elbo, reconstruction_error, score_examples,
-)  # fmt: skip
+from vaekit.evaluation.ood import auroc
+from vaekit.evaluation.scores import (
+    code_length,
+    complexity_score,
+    likelihood_ratio_score,
+    negative_elbo,
+    reconstruction_error,
+    score_examples,
+)
 
 
 def tiny(kind="vae", shape=(1, 8, 8), **kw):
     torch.manual_seed(0)
-    return VAE.from_config(ModelConfig(kind=kind, arch="mlp", hidden=[32], latent_dim=3, data_shape=list(shape), **kw)).eval()
+    return VAE.from_config(
+        ModelConfig(kind=kind, arch="mlp", hidden=[32], latent_dim=3, data_shape=list(shape), **kw)
+    ).eval()
 
 
 def test_code_length_is_the_compressed_size_in_nats():
@@ -113,9 +120,19 @@ def test_complexity_correction_beats_raw_likelihood_when_simple_inputs_look_like
     x = (load_digits().images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8)
     noisy = np.clip(x + np.random.default_rng(0).uniform(0, 0.5, x.shape), 0, 1).astype(np.float32)
     np.save(tmp_path / "noisy.npy", noisy)
-    model = vaekit.train(str(tmp_path / "noisy.npy"), out=tmp_path / "run", epochs=8, arch="mlp", hidden=[128],
-                         latent_dim=4, batch_size=64, progress=False, figures=False)  # fmt: skip
-    s_in = score_examples(model, vaekit.load_run_data(model).test.x)
+    run = vaekit.train(
+        str(tmp_path / "noisy.npy"),
+        out=tmp_path / "run",
+        epochs=8,
+        arch="mlp",
+        hidden=[128],
+        latent_dim=4,
+        batch_size=64,
+        progress=False,
+        figures=False,
+    )
+    model = run.model
+    s_in = score_examples(model, run.data().test.x)
     s_out = score_examples(model, torch.from_numpy(x[:300]))
     raw, corrected = auroc(s_in["nelbo"], s_out["nelbo"]), auroc(s_in["complexity"], s_out["complexity"])
     assert raw < 0.5  # the likelihood prefers the out-of-distribution inputs

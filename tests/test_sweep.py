@@ -5,10 +5,12 @@ import json
 import pytest
 import torch
 
-from vaekit import checkpoint as ckpt
-from vaekit import sweep
+import vaekit
 from vaekit.cli import main
 from vaekit.errors import VaekitError
+from vaekit.runs.files import read_tensors
+from vaekit.runs.layout import CONFIG_FILE, MODEL_FILE
+from vaekit.workflows import sweep
 
 TINY = dict(arch="mlp", hidden=[64], latent_dim=4, progress=False, log=None)
 
@@ -43,19 +45,19 @@ def test_sweep_resumes_where_it_stopped(tmp_path, monkeypatch):
     tiny = {**TINY, "lr_schedule": "constant"}
     sweep.run_sweep("digits", betas=[1], out=out, epochs=1, **tiny)
     (out / "beta-2").mkdir()
-    (out / "beta-2" / ckpt.CONFIG_FILE).write_text((out / "beta-1" / ckpt.CONFIG_FILE).read_text())
+    (out / "beta-2" / CONFIG_FILE).write_text((out / "beta-1" / CONFIG_FILE).read_text())
     messages = []
     sweep.run_sweep("digits", betas=[1, 2], out=out, epochs=2, **{**tiny, "log": messages.append})
     assert "beta-1: resumed at epoch 2" in messages[0] and "beta-2: trained 2 epochs" in messages[1]
-    assert [r["epoch"] for r in ckpt.read_metrics(out / "beta-1")] == [1, 2]
+    assert [r["epoch"] for r in vaekit.load_run(out / "beta-1").metrics()] == [1, 2]
     # the resumed point equals an uninterrupted one
     ref = tmp_path / "ref"
     sweep.run_sweep("digits", betas=[1], out=ref, epochs=2, **tiny)
-    a, _ = ckpt.load_weights(out / "beta-1" / ckpt.MODEL_FILE)
-    b, _ = ckpt.load_weights(ref / "beta-1" / ckpt.MODEL_FILE)
+    a, _ = read_tensors(out / "beta-1" / MODEL_FILE)
+    b, _ = read_tensors(ref / "beta-1" / MODEL_FILE)
     assert all(torch.equal(a[k], b[k]) for k in a)
     # a finished sweep trains and evaluates nothing again
-    monkeypatch.setattr(sweep.api, "train", lambda *a, **k: pytest.fail("retrained a finished point"))
+    monkeypatch.setattr(sweep, "train_run", lambda *a, **k: pytest.fail("retrained a finished point"))
     monkeypatch.setattr(sweep, "evaluate_point", lambda *a, **k: pytest.fail("re-evaluated a finished point"))
     messages.clear()
     rows = sweep.run_sweep("digits", betas=[1, 2], out=out, epochs=2, **{**tiny, "log": messages.append})
@@ -76,20 +78,37 @@ def test_sweep_refuses_other_settings_in_the_same_folder(tmp_path, capsys):
 
 def test_sweep_cli_passes_options_to_every_point(tmp_path, capsys):
     out = tmp_path / "sw"
-    args = ["sweep", "--data", "digits", "--beta", "0.5,2", "--epochs", "1", "--arch", "mlp", "--hidden", "32",
-            "--latent-dim", "2", "--set", "kl_warmup=5", "-q", "--out", str(out)]  # fmt: skip
+    args = [
+        "sweep",
+        "--data",
+        "digits",
+        "--beta",
+        "0.5,2",
+        "--epochs",
+        "1",
+        "--arch",
+        "mlp",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "2",
+        "--set",
+        "kl_warmup=5",
+        "-q",
+        "--out",
+        str(out),
+    ]
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 0
     printed = capsys.readouterr().out
     assert "| point | beta | KL (rate) |" in printed and "best -ELBO" in printed
     for name in ("beta-0.5", "beta-2"):
-        cfg, _ = ckpt.read_config(out / name)
+        cfg = vaekit.load_run(out / name).config
         assert (cfg.train.kl_warmup, cfg.model.hidden, cfg.model.latent_dim) == (5, [32], 2)
 
 
 def test_sweep_reports_sample_quality_and_active_units(tmp_path):
-    pytest.importorskip("vaekit.metrics", reason="needs the evaluation issue's metrics")
     out = tmp_path / "sw"
     rows = sweep.run_sweep("digits", betas=[0.5, 8], out=out, epochs=3, with_ae=True, iw_samples=5, **TINY)
     for r in rows:

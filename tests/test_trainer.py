@@ -6,12 +6,15 @@ import pytest
 import torch
 
 import vaekit
-from vaekit import checkpoint as ckpt
+from vaekit import atomic
 from vaekit.config import DataConfig, ModelConfig, TrainConfig
+from vaekit.core.model import VAE
+from vaekit.core.objectives import Objective
 from vaekit.data import load_data
 from vaekit.errors import TrainingDiverged
-from vaekit.model import VAE
-from vaekit.trainer import fit
+from vaekit.runs import files
+from vaekit.runs.layout import CHECKPOINT_FILE
+from vaekit.training import fit
 
 TINY = dict(arch="mlp", hidden=[32], latent_dim=4, progress=False, figures=False)
 
@@ -27,7 +30,7 @@ def _weights(run_dir, which="last"):
 
 def test_validation_loss_falls_well_below_the_first_epoch(tmp_path):
     vaekit.train("digits", out=tmp_path / "r", epochs=15, lr=3e-3, **TINY)
-    rows = ckpt.read_metrics(tmp_path / "r")
+    rows = vaekit.load_run(tmp_path / "r").metrics()
     assert len(rows) == 15
     first, best = rows[0]["val_loss"], min(r["val_loss"] for r in rows)
     assert best < first - 8.0, (first, best)  # nats per example
@@ -45,7 +48,7 @@ def test_resume_is_exact(tmp_path, extra):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    full, half = ckpt.read_metrics(tmp_path / "full"), ckpt.read_metrics(tmp_path / "half")
+    full, half = vaekit.load_run(tmp_path / "full").metrics(), vaekit.load_run(tmp_path / "half").metrics()
     assert [r["epoch"] for r in half] == [1, 2, 3, 4]
     assert [r["val_loss"] for r in full] == [r["val_loss"] for r in half]
 
@@ -65,7 +68,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(digits):
     with torch.no_grad():
         model.decoder.head.bias.fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="non-finite"):
-        fit(model, digits, TrainConfig(epochs=1, max_bad_steps=3), progress=False)
+        fit(model, Objective(), digits, TrainConfig(epochs=1, max_bad_steps=3))
     # the encoder was never updated: no poisoned step was applied
     for k, v in model.state_dict().items():
         if k.startswith("encoder"):
@@ -74,7 +77,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(digits):
 
 def test_early_stopping_stops_after_patience(digits):
     model = VAE.from_config(ModelConfig(arch="mlp", hidden=[8], latent_dim=2, data_shape=digits.shape))
-    rows = fit(model, digits, TrainConfig(epochs=50, lr=1e-9, patience=2), progress=False)
+    rows = fit(model, Objective(), digits, TrainConfig(epochs=50, lr=1e-9, patience=2))
     assert len(rows) < 50
     best = min(range(len(rows)), key=lambda i: rows[i]["val_loss"])
     assert len(rows) - 1 - best == 2  # exactly `patience` epochs without improvement
@@ -83,19 +86,19 @@ def test_early_stopping_stops_after_patience(digits):
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     run = tmp_path / "r"
     vaekit.train("digits", out=run, epochs=1, **TINY)
-    good = (run / ckpt.CHECKPOINT_FILE).read_bytes()
+    good = (run / CHECKPOINT_FILE).read_bytes()
 
     def boom(*a, **k):
         raise KeyboardInterrupt  # as if the process were killed mid-write
 
-    monkeypatch.setattr(ckpt, "st_save", boom)
+    monkeypatch.setattr(files, "st_save", boom)
     with pytest.raises(KeyboardInterrupt):
         vaekit.train(resume=run, epochs=2, progress=False, figures=False)
-    assert (run / ckpt.CHECKPOINT_FILE).read_bytes() == good
+    assert (run / CHECKPOINT_FILE).read_bytes() == good
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
     monkeypatch.undo()
     vaekit.train(resume=run, epochs=2, progress=False, figures=False)  # resumes from epoch 1
-    assert [r["epoch"] for r in ckpt.read_metrics(run)] == [1, 2]
+    assert [r["epoch"] for r in vaekit.load_run(run).metrics()] == [1, 2]
 
 
 def test_run_folder_contents(tmp_path):
@@ -104,13 +107,20 @@ def test_run_folder_contents(tmp_path):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["data_shape"] == [1, 8, 8] and cfg["model"]["channels"] == [32]
     assert cfg["info"]["class_names"][:2] == ["0", "1"]
-    for name in ["model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "reconstructions.png",
-                 "samples.png", "loss_curves.png", "latent_scatter.png"]:  # fmt: skip
+    for name in [
+        "model.safetensors",
+        "checkpoint.safetensors",
+        "metrics.jsonl",
+        "reconstructions.png",
+        "samples.png",
+        "loss_curves.png",
+        "latent_scatter.png",
+    ]:
         assert (run / name).stat().st_size > 0, name
     from PIL import Image
 
     assert Image.open(run / "samples.png").size[0] >= 8 * 48  # 8 tiles of >= 48 px
-    row = ckpt.read_metrics(run)[-1]
+    row = vaekit.load_run(run).metrics()[-1]
     for key in ["train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "seconds", "images_per_s"]:
         assert isinstance(row[key], float)
     assert row["train_loss"] == pytest.approx(row["train_recon"] + row["train_kl"], rel=1e-4)
@@ -122,11 +132,11 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
 
     old = os.umask(0o027)
     try:
-        ckpt._UMASK, saved = 0o027, ckpt._UMASK
-        ckpt.atomic_write(tmp_path / "a.json", "{}")
+        atomic._UMASK, saved = 0o027, atomic._UMASK
+        atomic.atomic_write(tmp_path / "a.json", "{}")
     finally:
-        ckpt._UMASK = saved
+        atomic._UMASK = saved
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
-    ckpt.atomic_write(tmp_path / "b.json", "{}")
-    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o666 & ~ckpt._UMASK
+    atomic.atomic_write(tmp_path / "b.json", "{}")
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK

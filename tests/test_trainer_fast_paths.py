@@ -6,12 +6,19 @@ import pytest
 import torch
 
 import vaekit
-from vaekit import trainer
 from vaekit.config import DataConfig, ModelConfig, TrainConfig
-from vaekit.data import DataSplits, Dataset, load_data
+from vaekit.core.model import VAE
+from vaekit.core.objectives import Objective
+from vaekit.data import Dataset, DataSplits, load_data
 from vaekit.errors import TrainingDiverged, VaekitError
-from vaekit.model import VAE
-from vaekit.trainer import fit, make_optimizer
+from vaekit.training import devices, loop
+from vaekit.training.loop import make_optimizer
+
+
+def fit(model, data, cfg: TrainConfig):
+    """vaekit.training.fit with the objective cfg asks for."""
+    return loop.fit(model, Objective.from_config(cfg), data, cfg)
+
 
 TINY = dict(arch="mlp", hidden=[16], latent_dim=3, progress=False, figures=False)
 
@@ -26,8 +33,8 @@ def sync_every(monkeypatch):
     """Read the guard's counters back every n steps on the CPU too, as on an accelerator."""
 
     def set_to(n):
-        monkeypatch.setattr(trainer, "HOST_SYNC_EVERY", n)
-        monkeypatch.setattr(trainer, "host_sync_every", lambda device: n)
+        monkeypatch.setattr(devices, "HOST_SYNC_EVERY", n)
+        monkeypatch.setattr(loop, "host_sync_every", lambda device: n)
 
     return set_to
 
@@ -69,7 +76,7 @@ def test_an_isolated_non_finite_step_is_skipped_and_training_goes_on(digits, syn
     sync_every(every)
     data = _with_poisoned_example(digits)
     model = _model(digits)
-    rows = fit(model, data, TrainConfig(epochs=2, batch_size=64, seed=1), progress=False)
+    rows = fit(model, data, TrainConfig(epochs=2, batch_size=64, seed=1))
     assert [r["skipped_steps"] for r in rows] == [1, 1]
     assert all(torch.isfinite(p).all() for p in model.parameters())
     steps_per_epoch = -(-len(data.train) // 64)
@@ -84,7 +91,7 @@ def test_reading_the_guard_back_every_n_steps_changes_nothing(digits, sync_every
     for every in (1, 5):
         sync_every(every)
         model = _model(digits)
-        fit(model, data, TrainConfig(epochs=2, batch_size=64, seed=2, grad_clip=5.0), progress=False)
+        fit(model, data, TrainConfig(epochs=2, batch_size=64, seed=2, grad_clip=5.0))
         weights.append(model.state_dict())
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k
@@ -98,7 +105,7 @@ def test_divergence_stops_training_and_no_poisoned_step_is_applied(digits, sync_
     with torch.no_grad():
         model.decoder.head.bias.fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="3 steps in a row|[3-9] steps in a row"):
-        fit(model, digits, TrainConfig(epochs=1, max_bad_steps=3), progress=False)
+        fit(model, digits, TrainConfig(epochs=1, max_bad_steps=3))
     for k, v in model.state_dict().items():
         if k.startswith("encoder"):
             assert torch.equal(v, before[k]), k
@@ -107,7 +114,7 @@ def test_divergence_stops_training_and_no_poisoned_step_is_applied(digits, sync_
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains_and_keeps_float32_weights(digits, precision):
     model = _model(digits)
-    rows = fit(model, digits, TrainConfig(epochs=6, lr=3e-3, precision=precision), progress=False)
+    rows = fit(model, digits, TrainConfig(epochs=6, lr=3e-3, precision=precision))
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert rows[-1]["val_loss"] < rows[0]["val_loss"] - 2.0, [r["val_loss"] for r in rows]
     assert all(r["skipped_steps"] <= 2 for r in rows)  # fp16: the scaler may skip a step while it settles
@@ -116,7 +123,7 @@ def test_mixed_precision_trains_and_keeps_float32_weights(digits, precision):
 def test_bf16_tracks_fp32_closely(digits):
     losses = {}
     for precision in ("fp32", "bf16"):
-        rows = fit(_model(digits), digits, TrainConfig(epochs=4, lr=3e-3, precision=precision), progress=False)
+        rows = fit(_model(digits), digits, TrainConfig(epochs=4, lr=3e-3, precision=precision))
         losses[precision] = rows[-1]["val_loss"]
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05), losses
 
@@ -150,12 +157,17 @@ def test_compile_trains_like_eager(digits, monkeypatch):
     import torch._inductor.config as inductor_config
 
     monkeypatch.setattr(inductor_config, "fallback_random", True)
-    small = DataSplits(digits.train.subset(torch.arange(200)), digits.val.subset(torch.arange(50)),
-                       digits.test, digits.name, digits.is_image)  # fmt: skip
+    small = DataSplits(
+        digits.train.subset(torch.arange(200)),
+        digits.val.subset(torch.arange(50)),
+        digits.test,
+        digits.name,
+        digits.is_image,
+    )
     results = {}
     for compile_ in (False, True):
         model = _model(digits)
-        rows = fit(model, small, TrainConfig(epochs=2, batch_size=64, compile=compile_), progress=False)
+        rows = fit(model, small, TrainConfig(epochs=2, batch_size=64, compile=compile_))
         results[compile_] = (rows[-1]["val_loss"], model.state_dict())
     assert results[True][0] == pytest.approx(results[False][0], abs=1e-3)
     for k, v in results[False][1].items():
@@ -163,18 +175,35 @@ def test_compile_trains_like_eager(digits, monkeypatch):
 
 
 def test_cli_precision_flag_reaches_the_loop_and_is_recorded(tmp_path):
-    from vaekit import checkpoint as ckpt
     from vaekit.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["train", "--data", "digits", "--arch", "mlp", "--hidden", "16", "--latent-dim", "3", "--epochs", "1",
-              "--precision", "bf16", "--out", str(tmp_path / "r"), "-q"])  # fmt: skip
+        main(
+            [
+                "train",
+                "--data",
+                "digits",
+                "--arch",
+                "mlp",
+                "--hidden",
+                "16",
+                "--latent-dim",
+                "3",
+                "--epochs",
+                "1",
+                "--precision",
+                "bf16",
+                "--out",
+                str(tmp_path / "r"),
+                "-q",
+            ]
+        )
     assert e.value.code in (0, None)
-    assert ckpt.read_metrics(tmp_path / "r")[0]["precision"] == "bf16"
+    assert vaekit.load_run(tmp_path / "r").metrics()[0]["precision"] == "bf16"
 
 
 def test_auto_precision_is_bf16_only_where_the_device_has_it():
-    from vaekit.trainer import Precision, native_bf16
+    from vaekit.training.precision import Precision, native_bf16
 
     cpu = torch.device("cpu")
     assert Precision("auto", cpu).name == ("bf16" if native_bf16(cpu) else "fp32")

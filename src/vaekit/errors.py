@@ -10,7 +10,12 @@ class DataError(VaekitError):
 
 
 class RunFolderError(VaekitError):
-    """A run folder is missing, incomplete, or from somewhere else."""
+    """A run folder is missing, incomplete, damaged, or from somewhere else."""
+
+
+def not_a_run(path, what: str) -> RunFolderError:
+    """The one wording for a damaged or foreign run folder: "<path> is not a vaekit run: <what>"."""
+    return RunFolderError(f"{path} is not a vaekit run: {what}")
 
 
 class TrainingDiverged(VaekitError):

@@ -3,14 +3,24 @@ curves and scatter plots with matplotlib's Agg backend (no screen needed)."""
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
-import torch
-from PIL import Image
-from torch import Tensor
+import matplotlib
+
+matplotlib.use("Agg")  # no screen needed; chosen before pyplot is imported
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from .atomic import atomic_write  # noqa: E402
 
 MIN_TILE = 48  # small images (8x8 digits) are scaled up by an integer factor to at least this
 
@@ -52,36 +62,40 @@ def image_grid(images: Tensor, *, nrow: int | None = None, pad: int = 2, min_til
     return Image.fromarray(canvas)
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def save_grid(path: str | Path, images: Tensor, *, nrow: int | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(images, nrow=nrow).save(path)
-    return path
+    """An image grid as a PNG file, written atomically."""
+    return atomic_write(path, png_bytes(image_grid(images, nrow=nrow)))
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def save_image(path: str | Path, x: Tensor) -> Path:
+    """One image (C, H, W) in [0, 1] -> an 8-bit PNG at its own size (grey for C = 1, RGB for
+    C = 3), written atomically."""
+    arr = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy().transpose(1, 2, 0)
+    return atomic_write(path, png_bytes(Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr[:, :, :3])))
 
 
-def save_figure(fig, path: str | Path, *, dpi: int = 100, make_parent: bool = False) -> Path:
-    """Lay out, write and close a matplotlib figure; -> the path written."""
+def figure_bytes(fig, *, dpi: int = 100) -> bytes:
+    """Lay out, render and close a matplotlib figure -> PNG bytes."""
     fig.tight_layout()
-    path = Path(path)
-    if make_parent:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 100) -> Path:
+    """Lay out, write (atomically) and close a matplotlib figure; -> the path written."""
+    return atomic_write(path, figure_bytes(fig, dpi=dpi))
 
 
 def loss_curves(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Train and validation loss, and the recon / KL split, per epoch (nats per example)."""
-    plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
@@ -99,10 +113,8 @@ def project_2d(mu: np.ndarray) -> tuple[np.ndarray, str, str]:
     """(N, D) -> (N, 2) and axis names: the latents themselves when D <= 2, else PCA."""
     if mu.shape[1] == 1:
         return np.concatenate([mu, np.zeros_like(mu)], 1), "z[0]", ""
-    if mu.shape[1] == 2:
-        return mu, "z[0]", "z[1]"
-    from sklearn.decomposition import PCA
-
+    if mu.shape[1] == 2 or mu.shape[0] < 2:  # PCA needs two points; one point is drawn on z[0], z[1]
+        return mu[:, :2], "z[0]", "z[1]"
     pca = PCA(n_components=2).fit(mu)
     ev = pca.explained_variance_ratio_
     return pca.transform(mu), f"PC 1 ({ev[0]:.0%} of variance)", f"PC 2 ({ev[1]:.0%})"
@@ -116,7 +128,6 @@ def latent_scatter(
     class_names: Sequence[str] | None = None,
     title: str = "latent space (posterior means)",
 ) -> Path:
-    plt = _pyplot()
     xy, xlabel, ylabel = project_2d(np.asarray(mu, dtype=np.float64))
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     if labels is None:
@@ -132,11 +143,11 @@ def latent_scatter(
     return save_figure(fig, path)
 
 
-def latent_bars(values: Sequence[float], path: str | Path, *, ylabel: str, title: str,
-                threshold: float | None = None) -> Path:  # fmt: skip
+def latent_bars(
+    values: Sequence[float], path: str | Path, *, ylabel: str, title: str, threshold: float | None = None
+) -> Path:
     """One bar per latent dimension (e.g. mean KL in nats, or Cov_x(E_q[z_d])), largest first,
     with an optional threshold line (e.g. the active-unit criterion)."""
-    plt = _pyplot()
     v = np.asarray(values, dtype=np.float64)
     order = np.argsort(-v)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(v) + 1.5), 3.5))

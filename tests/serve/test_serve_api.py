@@ -10,7 +10,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from vaekit import sampling
+from vaekit.core import sampling
 from vaekit.serve import LOOPBACK_NAMES, Explorer
 from vaekit.serve.app import create_app
 
@@ -67,8 +67,17 @@ def test_api_docs_work_offline(client):
     for s in scripts:
         assert client.get(s).status_code == 200
     spec = client.get("/openapi.json").json()
-    assert {"/api/info", "/api/run", "/api/map", "/api/decode", "/api/map/decode", "/api/samples",
-            "/api/test/{index}", "/api/interpolate", "/api/upload"} <= set(spec["paths"])  # fmt: skip
+    assert {
+        "/api/info",
+        "/api/run",
+        "/api/map",
+        "/api/decode",
+        "/api/map/decode",
+        "/api/samples",
+        "/api/test/{index}",
+        "/api/interpolate",
+        "/api/upload",
+    } <= set(spec["paths"])
 
 
 def test_info(client, explorer):
@@ -191,8 +200,9 @@ def test_decode_rejects_bad_vectors(client, body, words):
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_decode_rejects_non_finite_numbers(client, token):
     # Python's JSON parser accepts these tokens, so they do reach the server
-    r = client.post("/api/decode", content=f'{{"z": [0.0, {token}, 0.0, 0.0]}}',
-                    headers={"content-type": "application/json"})  # fmt: skip
+    r = client.post(
+        "/api/decode", content=f'{{"z": [0.0, {token}, 0.0, 0.0]}}', headers={"content-type": "application/json"}
+    )
     assert_error(r, 422, "z.1", "finite")
 
 
@@ -206,8 +216,11 @@ def test_decode_rejects_broken_json(client):
     [({"u": "NaN", "v": 0.0}, ["u", "finite"]), ({"u": 0.0}, ["v", "required"]), ({"u": 1e9, "v": 0}, ["u"])],
 )
 def test_map_decode_rejects_bad_points(client, body, words):
-    r = client.post("/api/map/decode", content=json.dumps(body).replace('"NaN"', "NaN"),
-                    headers={"content-type": "application/json"})  # fmt: skip
+    r = client.post(
+        "/api/map/decode",
+        content=json.dumps(body).replace('"NaN"', "NaN"),
+        headers={"content-type": "application/json"},
+    )
     assert_error(r, 422, *words)
 
 
@@ -229,8 +242,9 @@ def test_samples_reject_bad_parameters(client, params, words):
     assert_error(client.get("/api/samples", params=params), 422, *words)
 
 
-@pytest.mark.parametrize("index, words", [(180, ["180 is out of range", "180 examples"]), (-1, ["-1 is out of range"]),
-                                          (10**30, ["index"])])  # fmt: skip
+@pytest.mark.parametrize(
+    "index, words", [(180, ["180 is out of range", "180 examples"]), (-1, ["-1 is out of range"]), (10**30, ["index"])]
+)
 def test_test_example_rejects_bad_indices(client, index, words):
     assert_error(client.get(f"/api/test/{index}"), 422, *words)
 
@@ -294,8 +308,13 @@ def test_upload_rejects_labels_for_unconditional_models(client):
 
 
 def test_the_server_reads_no_client_path(client):
-    for path in ["/static/../conftest.py", "/static/%2e%2e/app.py", "/static/..%2f..%2fconfig.json",
-                 "/static//etc/passwd", "/api/test/..%2f..%2fconfig.json"]:  # fmt: skip
+    for path in [
+        "/static/../conftest.py",
+        "/static/%2e%2e/app.py",
+        "/static/..%2f..%2fconfig.json",
+        "/static//etc/passwd",
+        "/api/test/..%2f..%2fconfig.json",
+    ]:
         r = client.get(path)
         assert r.status_code in (404, 422), path
         assert "import" not in r.text and "root:" not in r.text

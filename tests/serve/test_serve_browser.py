@@ -26,8 +26,15 @@ import vaekit
 
 CHROMIUM = os.environ.get("VAEKIT_CHROMIUM", "/usr/bin/chromium")
 # the flags that work on a bare CI machine; Playwright adds --headless and a new empty profile itself
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +67,11 @@ def serving(run):
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "vaekit", "serve", str(run), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
@@ -119,14 +129,14 @@ def _src(page, selector):
 def _wait_changed(page, selector, before, timeout=20_000):
     page.wait_for_function(
         "([sel, before]) => { const s = document.querySelector(sel).getAttribute('src'); return s && s !== before; }",
-        arg=[selector, before], timeout=timeout,
-    )  # fmt: skip
+        arg=[selector, before],
+        timeout=timeout,
+    )
 
 
 def _upload_file(tmp_path, run) -> Path:
     """A test image saved as a 4x larger PNG, as a user's file would be."""
-    model = vaekit.load(run)
-    x = vaekit.load_run_data(model).test.x[0]  # (C, H, W)
+    x = vaekit.load_run(run).data().test.x[0]  # (C, H, W)
     arr = (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     im = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     path = tmp_path / "upload.png"
@@ -137,8 +147,11 @@ def _upload_file(tmp_path, run) -> Path:
 def test_the_page_in_a_real_browser(browser, server, tmp_path):
     url = server["url"]
     page, errors, foreign = _open(browser, url)
-    page.wait_for_function("document.querySelectorAll('#interp-lerp img').length === 9 && "
-                           "document.querySelectorAll('#interp-slerp img').length === 9", timeout=20_000)
+    page.wait_for_function(
+        "document.querySelectorAll('#interp-lerp img').length === 9 && "
+        "document.querySelectorAll('#interp-slerp img').length === 9",
+        timeout=20_000,
+    )
     n_sliders = page.locator("#sliders input[type=range]").count()
     assert n_sliders == page.evaluate("fetch('api/info').then(r => r.json()).then(i => i.latent_dim)")
 
@@ -198,7 +211,6 @@ def test_the_page_in_a_real_browser(browser, server, tmp_path):
     assert errors == [], errors
     assert foreign == [], f"the page asked for something from another host: {foreign}"
     page.close()
-
 
 
 @pytest.mark.parametrize("run_fixture", ["cvae_run", "vector_run"])

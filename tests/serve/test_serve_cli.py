@@ -68,7 +68,7 @@ def test_serve_fails_in_one_sentence_on_a_busy_port(digits_run, fake_uvicorn, ca
     [
         (["serve", "no/such/run"], "no such run folder"),
         (["serve", "{run}", "--port", "70000"], "--port must lie in"),
-        (["serve", "{run}", "--max-upload-mb", "0"], "--max-upload-mb must be positive"),
+        (["serve", "{run}", "--max-upload-mb", "0"], "--max-upload-mb must lie between 0.01 and 1024, not 0"),
         (["serve", "{run}", "--host", "no.such.host.invalid"], "cannot use --host"),
     ],
 )

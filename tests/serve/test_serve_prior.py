@@ -5,11 +5,11 @@ import torch
 from fastapi.testclient import TestClient
 
 import vaekit
-from vaekit import priors, sampling
+from vaekit.core import priors, sampling
 from vaekit.errors import RunFolderError
-from vaekit.fit_prior import fit_prior
 from vaekit.serve.app import create_app
 from vaekit.serve.explorer import Explorer
+from vaekit.workflows.fit_prior import fit_prior
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_samples_come_from_the_fitted_prior(run):
     ex = Explorer.from_run(run, map_points=50, score_reference=20)
     assert isinstance(ex.prior, priors.GaussianMixturePrior)
     # the same images `vaekit sample` makes with the same seed and temperature
-    want = sampling.sample(ex.model, 8, prior=priors.load_sampling_prior(run), seed=5, temperature=0.8)
+    want = sampling.sample(ex.model, 8, prior=vaekit.load_run(run).prior(), seed=5, temperature=0.8)
     torch.testing.assert_close(ex.samples(8, seed=5, temperature=0.8), want)
     assert not torch.allclose(before.samples(8, seed=5, temperature=0.8), want)
     client = TestClient(create_app(ex))
@@ -38,7 +38,8 @@ def test_samples_come_from_the_fitted_prior(run):
     torch.testing.assert_close(torch.tensor(r["z"]), z, atol=1e-4, rtol=0)
     assert len(r["images"]) == 3
     # a prior can still be named, as with `vaekit serve --prior standard`
-    assert isinstance(Explorer.from_run(run, prior="standard", map_points=50, score_reference=20).prior,
-                      priors.StandardNormal)  # fmt: skip
+    assert isinstance(
+        Explorer.from_run(run, prior="standard", map_points=50, score_reference=20).prior, priors.StandardNormal
+    )
     with pytest.raises(RunFolderError, match="no fitted vae prior"):
         Explorer.from_run(run, prior="vae", map_points=50, score_reference=20)

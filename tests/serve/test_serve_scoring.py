@@ -9,11 +9,11 @@ import torch
 from fastapi.testclient import TestClient
 
 import vaekit
-from vaekit import anomaly
-from vaekit.scores import score_examples
+from vaekit.evaluation.scores import score_examples
 from vaekit.serve.app import create_app
 from vaekit.serve.explorer import Explorer
 from vaekit.serve.scoring import Scorer, anomaly_score
+from vaekit.workflows import anomaly
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +28,11 @@ def test_likelihood_ratio_with_its_validation_threshold_when_there_is_a_backgrou
     ex = Explorer.from_run(run_with_background, score_reference=40)
     model, sc = ex.model, ex.scorer
     assert sc.name == "llr" and sc.background is not None and sc.fpr == 0.05
-    bg = anomaly.load_background(model)
-    val = vaekit.load_run_data(model).val
+    run = vaekit.load_run(run_with_background)
+    bg = run.background().model
+    val = run.data().val
     settings = anomaly.ScoreSettings(iw_samples=4)
-    assert sc.threshold == pytest.approx(anomaly.calibrate(model, background=bg, settings=settings, val=val)["llr"])
+    assert sc.threshold == pytest.approx(anomaly.calibrate(model, val, background=bg, settings=settings)["llr"])
     s_val = score_examples(model, val.x, background=bg, iw_samples=4)["llr"]
     assert 0.0 < np.mean(s_val > sc.threshold) <= 0.05 + 1 / len(val)  # flags about 5% of validation images
     x = ex.test.x[:7]
@@ -55,22 +56,42 @@ def test_without_background_the_choice_follows_the_likelihood(digits_run, tmp_pa
     assert Scorer.for_model(bern).name == "nll_iw"
     assert Scorer.for_model(bern, samples=1).name == "nelbo"
     assert Scorer.for_model(bern).threshold is None
-    disc = vaekit.train("digits", out=tmp_path / "dl", likelihood="discretized-logistic", arch="mlp", hidden=[32],
-                        latent_dim=2, epochs=1, progress=False, figures=False)  # fmt: skip
-    sc = Scorer.for_model(disc, val=vaekit.load_run_data(disc).val)
+    disc_run = vaekit.train(
+        "digits",
+        out=tmp_path / "dl",
+        likelihood="discretized-logistic",
+        arch="mlp",
+        hidden=[32],
+        latent_dim=2,
+        epochs=1,
+        progress=False,
+        figures=False,
+    )
+    disc = disc_run.model
+    sc = Scorer.for_model(disc, val=disc_run.data().val)
     assert sc.name == "complexity" and sc.threshold is not None
-    x = vaekit.load_run_data(disc).test.x[:5]
+    x = disc_run.data().test.x[:5]
     np.testing.assert_allclose(sc(x).numpy(), score_examples(disc, x, iw_samples=4)["complexity"], rtol=1e-5)
-    anomaly.fit_background(disc.run_dir, epochs=1, progress=False)
-    assert Scorer.for_model(vaekit.load(disc.run_dir)).name == "complexity"  # preferred to llr here (BENCHMARKS.md)
-    ae = vaekit.train("digits", out=tmp_path / "ae", model="ae", arch="mlp", hidden=[32], latent_dim=2, epochs=1,
-                      progress=False, figures=False)  # fmt: skip
-    assert Scorer.for_model(ae).name == "recon_error"
+    background = anomaly.fit_background(disc_run.path, epochs=1, progress=False)
+    with_bg = Scorer.for_model(vaekit.load(disc_run.path), background=background.model)
+    assert with_bg.name == "complexity"  # preferred to llr here (BENCHMARKS.md)
+    ae = vaekit.train(
+        "digits",
+        out=tmp_path / "ae",
+        model="ae",
+        arch="mlp",
+        hidden=[32],
+        latent_dim=2,
+        epochs=1,
+        progress=False,
+        figures=False,
+    )
+    assert Scorer.for_model(ae.model).name == "recon_error"
 
 
 def test_conditional_models_keep_the_conditional_negative_elbo(cvae_run):
     model = vaekit.load(cvae_run)
-    val = vaekit.load_run_data(model).val
+    val = vaekit.load_run(cvae_run).data().val
     sc = Scorer.for_model(model, val=val, fpr=0.1)
     assert sc.name == "nelbo" and sc.conditional
     s_val = anomaly_score(model, val.x, val.y, samples=4).numpy()

@@ -10,6 +10,7 @@ import sys
 import typer
 
 from ..errors import VaekitError
+from ..training.denormals import flush_denormals
 
 app = typer.Typer(
     name="vaekit",
@@ -23,14 +24,21 @@ app = typer.Typer(
 from . import anomaly, evaluate, generate, priors, serve, sweep, train  # noqa: E402,F401  (registers the commands)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from ..denormals import flush_denormals
+def system_error(e: OSError) -> str:
+    """An OSError in one sentence, naming the file (nothing was left half-written: vaekit.atomic)."""
+    where = f" ({e.filename})" if e.filename else ""
+    return f"{e.strerror or type(e).__name__}{where}; nothing already written was lost"
 
+
+def main(argv: list[str] | None = None) -> None:
     flush_denormals()  # every command computes faster without denormal floats (vaekit.denormals)
     try:
         app(args=argv, prog_name="vaekit", standalone_mode=True)
     except VaekitError as e:
         print(f"vaekit: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a full disk, a read-only folder, a file-size limit: the system's reason and the path
+        print(f"vaekit: error: {system_error(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("vaekit: interrupted (a run folder keeps its last complete checkpoint)", file=sys.stderr)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..serve import serve as run_server
 from . import app
 from .generate import RUN_ARG
 
@@ -19,10 +20,20 @@ def serve(
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
     max_upload_mb: float = typer.Option(8.0, help="Largest image upload accepted, in MiB."),
     map_points: int = typer.Option(10_000, help="Test images shown on the latent map (a seeded random subset)."),
-    prior: Optional[str] = typer.Option(None, help="Draw samples from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)", show_default=False),
+    prior: Optional[str] = typer.Option(
+        None,
+        help="Draw samples from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
+        show_default=False,
+    ),
 ) -> None:
     """Explore a run in the browser: samples, latent sliders, the latent map, interpolation, uploads."""
-    from ..serve import serve as run_server
-
-    run_server(run, host=host, port=port, device=device, max_upload_mb=max_upload_mb, map_points=map_points,
-               prior=prior, echo=typer.echo)  # fmt: skip
+    run_server(
+        run,
+        host=host,
+        port=port,
+        device=device,
+        max_upload_mb=max_upload_mb,
+        map_points=map_points,
+        prior=prior,
+        echo=typer.echo,
+    )

@@ -1,17 +1,19 @@
-"""`vaekit sweep`: one model per beta, the same seed and budget, then the trade-off in numbers."""
+"""`vaekit sweep`: one model per beta, the same seed and budget, then the trade-off in numbers.
+Every training option of `vaekit train` is an option here too (generated from the same fields)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from .. import sweep as sweep_lib
+from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import VaekitError
+from ..workflows.sweep import FIXED_BY_SWEEP, results_table, run_sweep
 from . import app
-from .options import int_list
+from .options import config_options
 
 
 def float_list(text: str, what: str) -> list[float]:
@@ -35,35 +37,49 @@ def key_values(items: list[str]) -> dict[str, object]:
     return out
 
 
-@app.command()
-def sweep(
+@app.command(name="sweep")
+@config_options(ModelConfig, TrainConfig, DataConfig, exclude=FIXED_BY_SWEEP | {"kind", "source"})
+def sweep_command(
     data: str = typer.Option("digits", help="Dataset, as for `vaekit train --data`."),
-    beta: str = typer.Option(..., help="Betas to train, comma-separated, e.g. 0.1,0.25,0.5,1,2,4,8.", show_default=False),
+    beta: str = typer.Option(
+        ..., help="Betas to train, comma-separated, e.g. 0.1,0.25,0.5,1,2,4,8.", show_default=False
+    ),
     epochs: int = typer.Option(10, help="Epochs per point (the same budget for every point)."),
     with_ae: bool = typer.Option(False, "--with-ae", help="Also train the deterministic AE as a reference point."),
     out: Path = typer.Option(Path("runs/sweep"), help="Sweep folder: one run folder per point, table and figures."),
     seed: int = typer.Option(0, help="Seed of every point."),
-    fd_samples: Optional[int] = typer.Option(None, help="Samples for the FD (classifier features). (default: as many as test examples)", show_default=False),
-    iw_samples: int = typer.Option(0, help="Importance samples for the IWAE NLL column (0: no NLL; it is the slow part)."),
-    arch: Optional[str] = typer.Option(None, help="mlp or conv. (default: conv for images)", show_default=False),
-    latent_dim: Optional[int] = typer.Option(None, help="Size of z. (default: 16)", show_default=False),
-    hidden: Optional[str] = typer.Option(None, help="MLP widths, comma-separated. (default: 512,256)", show_default=False),
-    channels: Optional[str] = typer.Option(None, help="Conv channels per stage. (default: sized from the images)", show_default=False),
-    batch_size: Optional[int] = typer.Option(None, help="Examples per step. (default: 128)", show_default=False),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate. (default: 1e-3)", show_default=False),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. (default: auto)", show_default=False),
-    set_: list[str] = typer.Option([], "--set", help="Any other `vaekit train` option for every point, KEY=VALUE (repeatable), e.g. --set kl_warmup=500.", show_default=False),
+    fd_samples: Optional[int] = typer.Option(
+        None, help="Samples for the FD (classifier features). (default: as many as test examples)", show_default=False
+    ),
+    iw_samples: int = typer.Option(
+        0, help="Importance samples for the IWAE NLL column (0: no NLL; it is the slow part)."
+    ),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Any other `vaekit train` option for every point, KEY=VALUE (repeatable), e.g. --set kl_warmup=500.",
+        show_default=False,
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines."),
+    *,
+    options: dict[str, Any],  # the generated options the user gave (config_options)
 ) -> None:
     """Train one model per beta (and an AE with --with-ae) and measure the trade-off: rate-distortion,
     -ELBO, sample quality and active units against beta. Re-running resumes an interrupted sweep."""
-    options = dict(arch=arch, latent_dim=latent_dim, hidden=int_list(hidden, "--hidden"),
-                   channels=int_list(channels, "--channels"), batch_size=batch_size, lr=lr, device=device)  # fmt: skip
-    options.update(key_values(set_))
-    rows = sweep_lib.run_sweep(
-        data, betas=float_list(beta, "--beta"), out=out, epochs=epochs, with_ae=with_ae, seed=seed,
-        fd_samples=fd_samples, iw_samples=iw_samples, progress=not quiet, log=typer.echo, **options,
-    )  # fmt: skip
+    options = {**key_values(set_), **options}
+    rows = run_sweep(
+        data,
+        betas=float_list(beta, "--beta"),
+        out=out,
+        epochs=epochs,
+        with_ae=with_ae,
+        seed=seed,
+        fd_samples=fd_samples,
+        iw_samples=iw_samples,
+        progress=not quiet,
+        log=typer.echo,
+        **options,
+    )
     typer.echo("")
-    typer.echo(sweep_lib.results_table(rows))
+    typer.echo(results_table(rows))
     typer.echo(f"sweep folder: {out}  (table.md, results.json, rate_distortion.png, metrics_vs_beta.png, grid.png)")

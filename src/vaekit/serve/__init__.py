@@ -13,10 +13,14 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import uvicorn
+
 from ..errors import VaekitError
+from .app import create_app
 from .explorer import Explorer
 
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+MIN_UPLOAD_MB, MAX_UPLOAD_MB = 0.01, 1024.0  # 10 KiB (a small PNG) .. 1 GiB
 
 
 def is_loopback(host: str) -> bool:
@@ -49,18 +53,24 @@ def check_port(host: str, port: int) -> None:
             raise VaekitError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port") from None
 
 
-def serve(run_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu",
-          max_upload_mb: float = 8.0, map_points: int = 10_000, prior=None,
-          echo: Callable[[str], None] = print) -> None:  # fmt: skip
+def serve(
+    run_dir: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device: str = "cpu",
+    max_upload_mb: float = 8.0,
+    map_points: int = 10_000,
+    prior=None,
+    echo: Callable[[str], None] = print,
+) -> None:
     """Serve the explorer for one run folder until interrupted. Binds to loopback unless told
     otherwise; opens no browser. prior: what samples are drawn from: a prior, or its kind
     (standard, gmm or vae); None: the prior fitted last with `vaekit fit-prior`, else N(0, I)."""
-    import uvicorn
-
-    from .app import create_app
-
-    if not max_upload_mb > 0:
-        raise VaekitError("--max-upload-mb must be positive")
+    if not MIN_UPLOAD_MB <= max_upload_mb <= MAX_UPLOAD_MB:  # also refuses nan and inf
+        raise VaekitError(
+            f"--max-upload-mb must lie between {MIN_UPLOAD_MB:g} and {MAX_UPLOAD_MB:g}, not {max_upload_mb:g}"
+        )
     check_port(host, port)
     echo(f"loading {run_dir} and encoding its test split ...")
     explorer = Explorer.from_run(run_dir, device=device, prior=prior, map_points=map_points)

@@ -18,13 +18,16 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__, plots
+from ..data.images import ImageTooLarge
 from ..errors import DataError, VaekitError
-from .explorer import MAX_PIXELS, MAX_SAMPLES, MAX_STEPS, Z_LIMIT, Analysis, Explorer, ImageTooLarge, image_from_bytes
+from .explorer import MAX_PIXELS, MAX_SAMPLES, MAX_STEPS, Z_LIMIT, Analysis, Explorer, image_from_bytes
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_MAX_UPLOAD_BYTES = 8 * 2**20
@@ -34,8 +37,6 @@ MAX_LATENT_DIM = 4096  # a longer vector is refused by the schema before it is r
 def png_data_url(x: torch.Tensor) -> str:
     """One example (*data_shape) -> "data:image/png;base64,..." with its exact pixels
     (the page scales it up without smoothing). Feature vectors become a 1-pixel-high strip."""
-    from PIL import Image
-
     img = plots.displayable(torch.nan_to_num(x.float())[None])[0]  # (C, H, W) in [0, 1]
     arr = (img * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, C)
     arr = arr[:, :, 0] if arr.shape[2] == 1 else arr[:, :, :3]
@@ -52,8 +53,9 @@ def _floats(t: torch.Tensor, digits: int = 5) -> list[float]:
 
 LatentValue = Annotated[float, Field(allow_inf_nan=False, ge=-Z_LIMIT, le=Z_LIMIT)]
 MapCoord = Annotated[float, Field(allow_inf_nan=False, ge=-Z_LIMIT, le=Z_LIMIT)]
-Label = Annotated[int | None, Field(description="Class label; conditional models only (they require it).",
-                                    examples=[None])]
+Label = Annotated[
+    int | None, Field(description="Class label; conditional models only (they require it).", examples=[None])
+]
 
 
 class Strict(BaseModel):
@@ -62,9 +64,11 @@ class Strict(BaseModel):
 
 class DecodeRequest(Strict):
     z: list[LatentValue] = Field(
-        ..., max_length=MAX_LATENT_DIM, description="The latent vector, one finite number per latent dimension, "
-        "in index order (z[0], z[1], ...).", examples=[[0.0, 0.5, -1.2]],
-    )  # fmt: skip
+        ...,
+        max_length=MAX_LATENT_DIM,
+        description="The latent vector, one finite number per latent dimension, in index order (z[0], z[1], ...).",
+        examples=[[0.0, 0.5, -1.2]],
+    )
     label: Label = None
 
 
@@ -109,9 +113,15 @@ class ScoreOut(BaseModel):
     percentile: float = Field(..., description="Percentage of test-set reference images with a lower score.")
     reference_size: int
     help: str
-    key: str = Field("", description="The score's column in `vaekit score` output (llr, complexity, nll_iw, nelbo, recon_error).")
-    threshold: float | None = Field(None, description="Scores above it are flagged as anomalies (None: no threshold chosen).")
-    threshold_fpr: float | None = Field(None, description="The fraction of the run's validation split the threshold flags.")
+    key: str = Field(
+        "", description="The score's column in `vaekit score` output (llr, complexity, nll_iw, nelbo, recon_error)."
+    )
+    threshold: float | None = Field(
+        None, description="Scores above it are flagged as anomalies (None: no threshold chosen)."
+    )
+    threshold_fpr: float | None = Field(
+        None, description="The fraction of the run's validation split the threshold flags."
+    )
     flagged: bool | None = Field(None, description="Whether this score is above the threshold.")
 
 
@@ -201,22 +211,25 @@ def _upload_body_doc() -> dict[str, Any]:
     }
 
 
-def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-               allowed_hosts: list[str] | None = None) -> FastAPI:  # fmt: skip
+def create_app(
+    explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, allowed_hosts: list[str] | None = None
+) -> FastAPI:
     """The explorer's FastAPI app. allowed_hosts: Host headers to accept (None: any); the CLI
     passes the loopback names when it binds to loopback, which blocks DNS-rebinding pages."""
-    from fastapi_offline import FastAPIOffline
-
     ex = explorer
-    run_name = str(ex.run_dir) if ex.run_dir is not None else "(in memory)"
+    run_name = str(ex.run.path) if ex.run is not None else "(in memory)"
     app = FastAPIOffline(
         title="vaekit explorer",
         version=__version__,
         description=f"Latent space explorer for the run `{run_name}`: its latent vectors have "
-        f"**{ex.latent_dim}** numbers" + (f" and it needs a `label` in 0..{ex.model.config.num_classes - 1}"
-                                          if ex.conditional else "; it takes no `label`")
+        f"**{ex.latent_dim}** numbers"
+        + (
+            f" and it needs a `label` in 0..{ex.model.config.num_classes - 1}"
+            if ex.conditional
+            else "; it takes no `label`"
+        )
         + ". Images are PNG data URLs; losses and scores are in nats per example. "
-        "Errors are JSON `{\"detail\": \"...\"}`.",
+        'Errors are JSON `{"detail": "..."}`.',
     )
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
@@ -240,19 +253,42 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     def info() -> InfoOut:
         cfg = ex.model.config
         return InfoOut(
-            run=run_name, data=ex.model.run_info.get("data_name", "") if hasattr(ex.model, "run_info") else "",
-            kind=cfg.kind, arch=cfg.arch, likelihood=cfg.likelihood, latent_dim=cfg.latent_dim,
-            data_shape=list(cfg.data_shape), is_image=len(cfg.data_shape) == 3, conditional=ex.conditional,
-            class_names=ex.class_names, n_test=len(ex.test), prior=type(ex.prior).__name__,
+            run=run_name,
+            data=ex.run.info.get("data_name", "") if ex.run is not None else "",
+            kind=cfg.kind,
+            arch=cfg.arch,
+            likelihood=cfg.likelihood,
+            latent_dim=cfg.latent_dim,
+            data_shape=list(cfg.data_shape),
+            is_image=len(cfg.data_shape) == 3,
+            conditional=ex.conditional,
+            class_names=ex.class_names,
+            n_test=len(ex.test),
+            prior=type(ex.prior).__name__,
             dims=[DimOut(**vars(d)) for d in ex.dims],
-            plane=PlaneOut(method=ex.plane.method, axis_names=ex.plane.axis_names, origin=_floats(ex.plane.origin),
-                           axes=[_floats(a) for a in ex.plane.axes]),
-            score={"name": ex.scorer.label, "units": ex.scorer.units, "help": ex.scorer.help, "key": ex.scorer.name,
-                   "threshold": ex.scorer.threshold, "threshold_fpr": ex.scorer.fpr},
-            limits={"max_upload_bytes": max_upload_bytes, "max_pixels": MAX_PIXELS, "max_samples": MAX_SAMPLES,
-                    "max_steps": MAX_STEPS, "z_limit": Z_LIMIT},
+            plane=PlaneOut(
+                method=ex.plane.method,
+                axis_names=ex.plane.axis_names,
+                origin=_floats(ex.plane.origin),
+                axes=[_floats(a) for a in ex.plane.axes],
+            ),
+            score={
+                "name": ex.scorer.label,
+                "units": ex.scorer.units,
+                "help": ex.scorer.help,
+                "key": ex.scorer.name,
+                "threshold": ex.scorer.threshold,
+                "threshold_fpr": ex.scorer.fpr,
+            },
+            limits={
+                "max_upload_bytes": max_upload_bytes,
+                "max_pixels": MAX_PIXELS,
+                "max_samples": MAX_SAMPLES,
+                "max_steps": MAX_STEPS,
+                "z_limit": Z_LIMIT,
+            },
             version=__version__,
-        )  # fmt: skip
+        )
 
     @app.get("/api/run", response_model=RunOut, summary="The run's config and per-epoch metrics")
     def run() -> dict[str, Any]:
@@ -261,8 +297,9 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     @app.get("/api/map", response_model=MapOut, summary="Test-set posterior means on the map plane")
     def latent_map() -> MapOut:
         labels = None if ex.test.y is None else ex.test.y[ex.map_index].tolist()
-        return MapOut(u=_floats(ex.map_xy[:, 0], 4), v=_floats(ex.map_xy[:, 1], 4), index=ex.map_index.tolist(),
-                      label=labels)  # fmt: skip
+        return MapOut(
+            u=_floats(ex.map_xy[:, 0], 4), v=_floats(ex.map_xy[:, 1], 4), index=ex.map_index.tolist(), label=labels
+        )
 
     # The two live decodes run on the event loop: one decode takes about a millisecond, and skipping the
     # worker-thread hop measurably cuts their latency (bench/serve_latency.py). Slower work (samples,
@@ -284,17 +321,34 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         label: int | None = Query(None, description="Class label (conditional models only)."),
     ) -> SamplesOut:
         x, z = ex.samples(n, temperature=temperature, seed=seed, label=label, return_z=True)
-        return SamplesOut(images=[png_data_url(i) for i in x], z=[_floats(r) for r in z], temperature=temperature,
-                          seed=seed)  # fmt: skip
+        return SamplesOut(
+            images=[png_data_url(i) for i in x], z=[_floats(r) for r in z], temperature=temperature, seed=seed
+        )
 
     def _analysis(a: Analysis, *, index=None, label=None) -> AnalysisOut:
         sc = ex.scorer
-        score = ScoreOut(name=sc.label, units=sc.units, value=round(a.score, 3), percentile=round(a.percentile, 2),
-                         reference_size=len(ex.score_reference), help=sc.help, key=sc.name, threshold=sc.threshold,
-                         threshold_fpr=sc.fpr, flagged=a.flagged)  # fmt: skip
-        return AnalysisOut(image=png_data_url(a.image), reconstruction=png_data_url(a.reconstruction),
-                           mu=_floats(a.mu), std=_floats(a.std), score=score, index=index, label=label,
-                           label_name=ex.label_name(label))  # fmt: skip
+        score = ScoreOut(
+            name=sc.label,
+            units=sc.units,
+            value=round(a.score, 3),
+            percentile=round(a.percentile, 2),
+            reference_size=len(ex.score_reference),
+            help=sc.help,
+            key=sc.name,
+            threshold=sc.threshold,
+            threshold_fpr=sc.fpr,
+            flagged=a.flagged,
+        )
+        return AnalysisOut(
+            image=png_data_url(a.image),
+            reconstruction=png_data_url(a.reconstruction),
+            mu=_floats(a.mu),
+            std=_floats(a.std),
+            score=score,
+            index=index,
+            label=label,
+            label_name=ex.label_name(label),
+        )
 
     @app.get("/api/test/{index}", response_model=AnalysisOut, summary="One test image, analysed")
     def test_example(index: int) -> AnalysisOut:
@@ -306,9 +360,13 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         images, z = ex.interpolate(req.a, req.b, steps=req.steps, method=req.method)
         return InterpolateOut(images=[png_data_url(i) for i in images], z=[_floats(r) for r in z])
 
-    @app.post("/api/upload", response_model=AnalysisOut, summary="Upload an image: reconstruction, posterior, score",
-              openapi_extra=_upload_body_doc(),
-              responses={413: {"description": "Upload too large"}, 415: {"description": "Not an image"}})  # fmt: skip
+    @app.post(
+        "/api/upload",
+        response_model=AnalysisOut,
+        summary="Upload an image: reconstruction, posterior, score",
+        openapi_extra=_upload_body_doc(),
+        responses={413: {"description": "Upload too large"}, 415: {"description": "Not an image"}},
+    )
     async def upload(request: Request, label: int | None = Query(None, description="Class (conditional models).")):
         limit = f"the limit is {max_upload_bytes:,} bytes"
         declared = request.headers.get("content-length", "")

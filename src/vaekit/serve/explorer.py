@@ -8,36 +8,31 @@ split. No web code here: vaekit.serve.app is the thin HTTP layer over this.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from sklearn.decomposition import PCA
 from torch import Tensor
 
-from .. import api, sampling
-from .. import checkpoint as ckpt
+from ..core import sampling
+from ..core.model import VAE
 from ..data import Dataset
+from ..data.images import load_image
 from ..errors import DataError, VaekitError
-from ..priors import load_sampling_prior
+from ..evaluation.latent import ACTIVE_UNIT_THRESHOLD, unit_activity
+from ..runs import Run, load_run
 from . import scoring
 
 # Codes farther out than this are no latent value a user means (the prior's sd is 1, and AE
 # codes stay within tens); it also keeps the decoder's arithmetic finite.
 Z_LIMIT = 1e4
-# Burda et al. (2016): a unit is active when Var_x(E_q[z_d|x]) exceeds 0.01.
-ACTIVE_THRESHOLD = 0.01
 MAX_SAMPLES = 64
 MAX_STEPS = 32
 MAX_PIXELS = 40_000_000  # an uploaded image larger than this is refused before it is decoded
-
-
-class ImageTooLarge(DataError):
-    """An upload whose pixel count is over MAX_PIXELS."""
 
 
 @dataclass
@@ -58,8 +53,6 @@ class LatentPlane:
         if d <= 2:
             names = ["z[0]", "z[1]"] if d == 2 else ["z[0]", "(unused)"]
             return cls(torch.zeros(d), torch.eye(d), names, "identity")
-        from sklearn.decomposition import PCA
-
         pca = PCA(n_components=2, svd_solver="full").fit(mu.double().numpy())
         ev = pca.explained_variance_ratio_
         names = [f"PC 1 ({ev[0]:.0%} of variance)", f"PC 2 ({ev[1]:.0%})"]
@@ -82,7 +75,7 @@ class LatentDim:
 
     index: int
     kl: float  # mean KL(q(z_d|x) || N(0, 1)) in nats (0 for an AE)
-    activity: float  # Var_x(E_q[z_d|x]), the active-unit statistic
+    activity: float  # Cov_x(E_q[z_d|x]), the active-unit statistic (vaekit.evaluation.latent)
     active: bool
     low: float  # slider range: mean -/+ 3 sd of the aggregate posterior along z_d
     high: float
@@ -92,15 +85,21 @@ def latent_dims(mu: Tensor, logvar: Tensor, *, stochastic: bool) -> list[LatentD
     """Per-dimension statistics from posterior parameters (N, D), most informative first:
     sorted by KL for a VAE, by activity for an AE (whose KL is zero)."""
     mu, var = mu.double(), logvar.double().exp()
-    activity = mu.var(0, unbiased=False) if mu.shape[0] > 1 else torch.zeros(mu.shape[1], dtype=torch.float64)
+    activity = unit_activity(mu) if mu.shape[0] > 1 else torch.zeros(mu.shape[1], dtype=torch.float64)
     kl = 0.5 * (mu**2 + var - 1.0 - logvar.double()).mean(0) if stochastic else torch.zeros_like(activity)
     # sd of the aggregate posterior q(z_d) = mean_x q(z_d|x): Var[mu] + E[sigma^2]
     centre, spread = mu.mean(0), (activity + var.mean(0)).sqrt().clamp_min(1e-3)
     dims = [
-        LatentDim(d, float(kl[d]), float(activity[d]), bool(activity[d] > ACTIVE_THRESHOLD),
-                  float(centre[d] - 3 * spread[d]), float(centre[d] + 3 * spread[d]))
+        LatentDim(
+            d,
+            float(kl[d]),
+            float(activity[d]),
+            bool(activity[d] > ACTIVE_UNIT_THRESHOLD),
+            float(centre[d] - 3 * spread[d]),
+            float(centre[d] + 3 * spread[d]),
+        )
         for d in range(mu.shape[1])
-    ]  # fmt: skip
+    ]
     return sorted(dims, key=lambda s: (-(s.kl if stochastic else s.activity), s.index))
 
 
@@ -119,37 +118,19 @@ class Analysis:
 
 def image_from_bytes(data: bytes, data_shape: Sequence[int], *, max_pixels: int = MAX_PIXELS) -> Tensor:
     """An uploaded image file's bytes -> (C, H, W) float32 in [0, 1], converted to the model's
-    channels and resized (centre-cropped) to its size. Raises DataError / ImageTooLarge."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
+    channels and resized (centre-cropped) to its size; only allowed formats are decoded
+    (vaekit.data.images). Raises DataError (ImageTooLarge when it has too many pixels), and a
+    plain VaekitError when the model does not take images (the upload is not at fault: the app
+    answers 422, not 415)."""
     if len(data_shape) != 3 or data_shape[0] not in (1, 3):
         raise VaekitError(f"this model was trained on data of shape {tuple(data_shape)}, not on images")
-    if not data:
-        raise DataError("the upload is empty; send the bytes of an image file")
-    c, h, w = data_shape
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            # the header gives the size: refuse decompression bombs before decoding any pixel
-            if im.width * im.height > max_pixels:
-                raise ImageTooLarge(
-                    f"the image is {im.width} x {im.height} pixels; the limit is {max_pixels:,} pixels"
-                )
-            im.load()
-            im = im.convert("RGB" if c == 3 else "L")
-    except UnidentifiedImageError:
-        raise DataError("the upload is not an image Pillow can read (PNG, JPEG, GIF, BMP, WebP, ...)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"the upload is a damaged or unsupported image: {e}") from None
-    if im.size != (w, h):
-        im = ImageOps.fit(im, (w, h), Image.Resampling.BILINEAR)
-    t = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
-    return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+    return load_image(bytes(data), list(data_shape), max_pixels=max_pixels)
 
 
 @dataclass
 class Explorer:
     """A trained model, its test split and the statistics the page needs, computed once.
-    Build it with Explorer.build(model, test) or Explorer.from_run(run_dir)."""
+    Build it with Explorer.build(model, test) or Explorer.from_run(path)."""
 
     model: Any  # vaekit.VAE in eval mode
     test: Dataset
@@ -160,7 +141,7 @@ class Explorer:
     map_index: Tensor  # (M,) test-set indices of the points on the map
     map_xy: Tensor  # (M, 2) their posterior means on the plane
     score_reference: Tensor  # (R,) anomaly scores of test-set images, for percentiles
-    run_dir: Path | None = None
+    run: Run | None = None  # the run folder it shows, when built from one
     score_samples: int = 4
     scorer: scoring.Scorer | None = None  # the anomaly score and its threshold
 
@@ -170,16 +151,28 @@ class Explorer:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def build(cls, model, test: Dataset, *, class_names: list[str] | None = None, prior=None,
-              map_points: int = 10_000, score_reference: int = 1_000, score_samples: int = 4,
-              seed: int = 0, run_dir: Path | None = None, val: Dataset | None = None,
-              fpr: float = 0.05) -> Explorer:  # fmt: skip
+    def build(
+        cls,
+        model,
+        test: Dataset,
+        *,
+        class_names: list[str] | None = None,
+        prior=None,
+        map_points: int = 10_000,
+        score_reference: int = 1_000,
+        score_samples: int = 4,
+        seed: int = 0,
+        run: Run | None = None,
+        val: Dataset | None = None,
+        fpr: float = 0.05,
+        background=None,
+    ) -> Explorer:
         """Encode (a seeded random subset of) the test split for the map and the slider
         statistics, and score `score_reference` test images for the anomaly percentiles.
         With `val` (the run's validation split) the anomaly threshold is chosen to flag `fpr` of it."""
         if len(test) < 1:
             raise DataError("the run's test split is empty; there is nothing to explore")
-        model.eval()
+        model.eval()  # the explorer only ever runs the model for inference
         gen = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(test), generator=gen)
         map_index = perm[: max(1, map_points)].sort().values
@@ -189,28 +182,47 @@ class Explorer:
         plane = LatentPlane.fit(enc["mu"])
         ref = perm[: max(1, score_reference)].sort().values
         y_ref = cls._cond_labels(model, test.y, ref)
-        scorer = scoring.Scorer.for_model(model, val=val, fpr=fpr, samples=score_samples, seed=seed)
+        scorer = scoring.Scorer.for_model(
+            model, background=background, val=val, fpr=fpr, samples=score_samples, seed=seed
+        )
         reference = scorer(test.x[ref], y_ref, seed=seed)
         return cls(
-            model=model, test=test, class_names=class_names, prior=prior if prior is not None else model.prior,
-            dims=dims, plane=plane, map_index=map_index, map_xy=plane.project(enc["mu"]),
-            score_reference=reference.sort().values, run_dir=run_dir, score_samples=score_samples, scorer=scorer,
-        )  # fmt: skip
+            model=model,
+            test=test,
+            class_names=class_names,
+            prior=prior if prior is not None else model.prior,
+            dims=dims,
+            plane=plane,
+            map_index=map_index,
+            map_xy=plane.project(enc["mu"]),
+            score_reference=reference.sort().values,
+            run=run,
+            score_samples=score_samples,
+            scorer=scorer,
+        )
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, device: str = "cpu", prior=None, **options) -> Explorer:
+    def from_run(cls, path: str | Path, *, device: str = "cpu", prior=None, **options) -> Explorer:
         """Load a run folder's best model and its test split (options: see build). prior: a
         prior object, or its kind (standard, gmm or vae); None: the prior fitted last with
         `vaekit fit-prior`, else N(0, I), as `vaekit sample` chooses."""
-        model = api.load(run_dir, device=device)
+        run = load_run(path, device=device)
         if prior is None or isinstance(prior, str):
-            prior = load_sampling_prior(run_dir, prior, device=str(model.device))
-        data = api.load_run_data(model)
-        return cls.build(model, data.test, class_names=data.class_names, prior=prior, run_dir=Path(run_dir),
-                         val=data.val, **options)  # fmt: skip
+            prior = run.prior(prior)
+        data, background = run.data(), run.background()
+        return cls.build(
+            run.model,
+            data.test,
+            class_names=data.class_names,
+            prior=prior,
+            run=run,
+            val=data.val,
+            background=None if background is None else background.model,
+            **options,
+        )
 
     @staticmethod
-    def _cond_labels(model, y: Tensor | None, index) -> Tensor | None:
+    def _cond_labels(model: VAE, y: Tensor | None, index) -> Tensor | None:
         if not model.config.num_classes or y is None:
             return None
         return y[index]
@@ -233,14 +245,12 @@ class Explorer:
 
     def run_summary(self) -> dict[str, Any]:
         """The run's config, data facts and per-epoch metrics (nats per example)."""
-        if self.run_dir is None:
-            return {"config": self.model.run_config.to_dict() if hasattr(self.model, "run_config") else {},
-                    "info": {}, "metrics": [], "best": None}  # fmt: skip
-        config, info = ckpt.read_config(self.run_dir)
-        rows = ckpt.read_metrics(self.run_dir)
+        if self.run is None:
+            return {"config": {}, "info": {}, "metrics": [], "best": None}
+        rows = self.run.metrics()
         finite = [r for r in rows if isinstance(r.get("val_loss"), (int, float)) and math.isfinite(r["val_loss"])]
         best = min(finite, key=lambda r: r["val_loss"]) if finite else None
-        return {"config": config.to_dict(), "info": info, "metrics": rows, "best": best}
+        return {"config": self.run.config.to_dict(), "info": self.run.info, "metrics": rows, "best": best}
 
     # -- checks -----------------------------------------------------------------------------------
     def check_code(self, z: Sequence[float] | Tensor) -> Tensor:
@@ -286,16 +296,30 @@ class Explorer:
         z = self.plane.lift(torch.tensor([[u, v]], dtype=torch.float32))[0]
         return z, self.decode(z, label)
 
-    def samples(self, n: int, *, temperature: float = 1.0, seed: int | None = None,
-                label: int | None = None, return_z: bool = False) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
+    def samples(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        label: int | None = None,
+        return_z: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """n images decoded from the prior at this temperature -> (n, *data_shape)
         (and their codes (n, D) with return_z)."""
         if not 1 <= n <= MAX_SAMPLES:
             raise VaekitError(f"the number of samples must lie in 1..{MAX_SAMPLES}")
         if not (math.isfinite(temperature) and temperature > 0):
             raise VaekitError("temperature must be a positive finite number")
-        return sampling.sample(self.model, n, temperature=temperature, seed=seed, y=self.check_label(label),
-                               prior=self.prior, return_z=return_z)  # fmt: skip
+        return sampling.sample(
+            self.model,
+            n,
+            temperature=temperature,
+            seed=seed,
+            y=self.check_label(label),
+            prior=self.prior,
+            return_z=return_z,
+        )
 
     def example(self, index: int) -> tuple[Tensor, int | None]:
         """Test example -> (x (*data_shape), label or None)."""
@@ -321,9 +345,14 @@ class Explorer:
         rec = sampling.decode(self.model, mu, y)[0]
         score = float(self.scorer(x[None], y)[0])
         return Analysis(
-            image=x, reconstruction=rec, mu=mu[0].cpu(), std=q.std[0].cpu(), score=score,
-            percentile=scoring.percentile_rank(score, self.score_reference), flagged=self.scorer.flagged(score),
-        )  # fmt: skip
+            image=x,
+            reconstruction=rec,
+            mu=mu[0].cpu(),
+            std=q.std[0].cpu(),
+            score=score,
+            percentile=scoring.percentile_rank(score, self.score_reference),
+            flagged=self.scorer.flagged(score),
+        )
 
     def _encode(self, x: Tensor, y: Tensor | None):
         """q(z|x) for a batch x (B, *data_shape), without gradients."""

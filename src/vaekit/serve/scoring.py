@@ -1,7 +1,7 @@
 """How unusual one example looks to the model: the explorer's anomaly score.
 
 The explorer shows the score docs/anomaly.md says to trust, chosen and thresholded exactly as
-`vaekit score` flags with (vaekit.anomaly.pick_score, vaekit.anomaly.calibrate):
+`vaekit score` flags with (vaekit.workflows.anomaly: pick_score, calibrate):
 
   complexity   when the likelihood is discretized (the NLL is then a code length)
   llr          else, when the run has a background model (`vaekit fit-background RUN`)
@@ -9,7 +9,7 @@ The explorer shows the score docs/anomaly.md says to trust, chosen and threshold
   recon_error  for an AE, which has no likelihood
 
 The threshold flags `fpr` (5%) of the run's validation split, when one is given. Conditional
-models are outside vaekit.scores (a label changes what "typical" means), so for them the
+models are outside vaekit.evaluation.scores (a label changes what "typical" means), so for them the
 score stays the negative ELBO given the label, averaged over `samples` posterior draws, and
 its threshold is the same quantile of their validation split.
 """
@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import anomaly
+from ..core.modes import evaluating
 from ..data import Dataset
-from ..ood import choose_threshold
-from ..scores import SCORE_DESCRIPTIONS, available_scores
+from ..evaluation.ood import choose_threshold
+from ..evaluation.scores import SCORE_DESCRIPTIONS, available_scores, score_examples
+from ..workflows import anomaly
 
 # Shown names and units of the scores the explorer may use.
 LABELS = {
@@ -47,21 +48,22 @@ class Scorer:
     validation data were given). Call it on a batch: scorer(x, y) -> (B,) float32."""
 
     model: Any
-    name: str  # a vaekit.scores name (nelbo for a conditional model)
+    name: str  # a vaekit.evaluation.scores name (nelbo for a conditional model)
     background: Any = None  # the run's background model, for llr
     samples: int = 4  # importance samples (nll_iw) or, for a conditional model, ELBO draws
     threshold: float | None = None
     fpr: float | None = None  # the fraction of the validation split the threshold flags
 
     @classmethod
-    def for_model(cls, model, *, val: Dataset | None = None, fpr: float = 0.05, samples: int = 4,
-                  seed: int = 0) -> Scorer:  # fmt: skip
-        """The trusted score of `model` (its background model is found in RUN/background), with
+    def for_model(
+        cls, model, *, background=None, val: Dataset | None = None, fpr: float = 0.05, samples: int = 4, seed: int = 0
+    ) -> Scorer:
+        """The trusted score of `model` (with its run's background model for llr, when given), with
         the threshold chosen on `val` when given."""
         if model.config.num_classes:
             scorer = cls(model, "nelbo", samples=samples)
         else:
-            bg = anomaly.load_background(model) if model.stochastic else None
+            bg = background if model.stochastic else None
             names = available_scores(model, iw_samples=scorer_iw(samples), background=bg)
             scorer = cls(model, anomaly.pick_score(names, model=model), background=bg, samples=samples)
         if val is not None and len(val) > 0:
@@ -85,8 +87,10 @@ class Scorer:
         what = CONDITIONAL_HELP if self.conditional else SCORE_DESCRIPTIONS[self.name] + "; higher means less typical."
         if self.threshold is None:
             return what + " The percentile compares it with test-set images."
-        return (what + f" The percentile compares it with test-set images; above {self.threshold:.4g} it is flagged as an "
-                f"anomaly, a threshold that flags {self.fpr:.0%} of the run's validation images.")  # fmt: skip
+        return (
+            what + f" The percentile compares it with test-set images; above {self.threshold:.4g} it is flagged as an "
+            f"anomaly, a threshold that flags {self.fpr:.0%} of the run's validation images."
+        )
 
     def flagged(self, value: float) -> bool | None:
         return None if self.threshold is None else bool(value > self.threshold)
@@ -94,18 +98,16 @@ class Scorer:
     def __call__(self, x: Tensor, y: Tensor | None = None, *, seed: int = 0) -> Tensor:
         if self.conditional:
             return anomaly_score(self.model, x, y, samples=self.samples, seed=seed)
-        from ..scores import score_examples
-
         s = score_examples(self.model, x, background=self.background, iw_samples=scorer_iw(self.samples), seed=seed)
         return torch.from_numpy(s[self.name]).float()
 
     def _calibrate(self, val: Dataset, *, fpr: float, seed: int) -> float:
         if self.conditional:
-            x = anomaly._subsample(val.x, anomaly.CALIBRATION_EXAMPLES, seed)
-            y = anomaly._subsample(val.y, anomaly.CALIBRATION_EXAMPLES, seed)
+            x = anomaly.subsample(val.x, anomaly.CALIBRATION_EXAMPLES, seed)
+            y = anomaly.subsample(val.y, anomaly.CALIBRATION_EXAMPLES, seed)
             return choose_threshold(anomaly_score(self.model, x, y, samples=self.samples, seed=seed).numpy(), fpr=fpr)
         settings = anomaly.ScoreSettings(iw_samples=scorer_iw(self.samples), seed=seed)
-        return anomaly.calibrate(self.model, background=self.background, settings=settings, fpr=fpr, val=val)[self.name]
+        return anomaly.calibrate(self.model, val, background=self.background, settings=settings, fpr=fpr)[self.name]
 
 
 def scorer_iw(samples: int) -> int:
@@ -113,21 +115,19 @@ def scorer_iw(samples: int) -> int:
     return samples if samples >= 2 else 0
 
 
-@torch.no_grad()
-def anomaly_score(model, x: Tensor, y: Tensor | None = None, *, samples: int = 4, seed: int = 0,
-                  batch_size: int = 512) -> Tensor:  # fmt: skip
+def anomaly_score(
+    model, x: Tensor, y: Tensor | None = None, *, samples: int = 4, seed: int = 0, batch_size: int = 512
+) -> Tensor:
     """Per-example negative ELBO = recon + KL in nats: x (B, *data_shape) -> (B,); the
     explorer's score for conditional models (y: their labels).
 
     The recon term is averaged over `samples` draws z ~ q(z|x) from a generator seeded with
     `seed`, so the same image always gets the same score. For an AE the KL term is zero and
     this is the reconstruction's negative log-likelihood."""
-    was_training = model.training
-    model.eval()
     dev = model.device
     gen = torch.Generator(device=dev).manual_seed(seed)
     out = []
-    try:
+    with evaluating(model):
         for i in range(0, x.shape[0], batch_size):
             xb = x[i : i + batch_size].to(dev)
             yb = None if y is None else y[i : i + batch_size].to(dev)
@@ -136,8 +136,6 @@ def anomaly_score(model, x: Tensor, y: Tensor | None = None, *, samples: int = 4
                 o = model(xb, yb, generator=gen)
                 total += (o.recon + o.kl).double()
             out.append((total / samples).float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 

@@ -1,0 +1,136 @@
+"""The VAE: encoder -> posterior q(z|x) -> z -> decoder -> likelihood p(x|z).
+
+The AE baseline is the same class with kind="ae": the encoder emits only mu, the posterior
+is a point mass, so there is no sampling and the KL term is zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from ..config import ModelConfig
+from ..errors import VaekitError
+from . import sampling
+from .distributions import DiagonalGaussian, PointMass
+from .likelihoods import Likelihood, build_likelihood
+from .nets import build_networks
+from .priors import StandardNormal
+
+
+@dataclass
+class ModelOutput:
+    posterior: DiagonalGaussian | PointMass
+    z: Tensor  # (B, D_z)
+    px: Distribution  # p(x|z): batch shape (B,), event shape data_shape
+    recon: Tensor  # (B,)  -log p(x|z) in nats, summed over one example
+    kl_per_dim: Tensor  # (B, D_z) KL(q(z|x) || N(0, I)) per latent dimension
+
+    @property
+    def kl(self) -> Tensor:  # (B,)
+        return self.kl_per_dim.sum(-1)
+
+
+class VAE(nn.Module):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood,
+        prior: StandardNormal,
+        config: ModelConfig,
+    ):
+        super().__init__()
+        self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
+        self.prior = prior
+        self.config = config
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> VAE:
+        likelihood = build_likelihood(config)
+        encoder, decoder = build_networks(config, likelihood.num_params)
+        return cls(encoder, decoder, likelihood, StandardNormal(config.latent_dim), config)
+
+    # -- parts -------------------------------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def data_shape(self) -> list[int]:
+        return self.config.data_shape
+
+    @property
+    def stochastic(self) -> bool:
+        return self.config.kind == "vae"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _onehot(self, y: Tensor | None) -> Tensor | None:
+        k = self.config.num_classes
+        if k == 0:
+            return None
+        if y is None:
+            raise VaekitError("this model is conditional: give a label for every example")
+        y = torch.as_tensor(y, device=self.device).long().reshape(-1)
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise VaekitError(f"labels must lie in 0..{k - 1} for this model")
+        return F.one_hot(y, k)
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> DiagonalGaussian | PointMass:
+        """x (B, *data_shape) -> q(z|x) with mu (and logvar) of shape (B, D_z)."""
+        h = self.encoder(x, self._onehot(y))
+        if not self.stochastic:
+            return PointMass(h)
+        mu, logvar = h.chunk(2, dim=1)
+        return DiagonalGaussian(mu, logvar)
+
+    def decode_params(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """z (B, D_z) -> likelihood parameters (B, P, *data_shape)."""
+        return self.decoder(z, self._onehot(y))
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Distribution:
+        """z (B, D_z) -> p(x|z), a Distribution with batch shape (B,)."""
+        return self.likelihood(self.decode_params(z, y))
+
+    def decode_mean(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """z (B, D_z) -> E[x|z] (B, *data_shape): the image we show."""
+        return self.likelihood.mean(self.decode_params(z, y))
+
+    def forward(
+        self,
+        x: Tensor,
+        y: Tensor | None = None,
+        *,
+        target: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        eps: Tensor | None = None,
+    ) -> ModelOutput:
+        """One pass of the objective's terms. target: what to reconstruct when it is not x
+        (denoising); the latent noise: eps (B, D_z) when given (the training loop draws it for
+        the global batch, so several processes step like one), else drawn from `generator`
+        (validation uses a fixed one)."""
+        posterior = self.encode(x, y)
+        z = posterior.rsample(generator=generator, eps=eps)
+        px = self.decode(z, y)
+        recon = -px.log_prob(x if target is None else target)
+        return ModelOutput(posterior, z, px, recon, posterior.kl_per_dim())
+
+    # -- what users do with a trained model (see vaekit.sampling) -------------------------------
+    def sample(self, n: int, **kwargs) -> Tensor:
+        return sampling.sample(self, n, **kwargs)
+
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return sampling.reconstruct(self, x, y)
+
+    def interpolate(self, xa: Tensor, xb: Tensor, **kwargs) -> Tensor:
+        return sampling.interpolate(self, xa, xb, **kwargs)
+
+    def traverse(self, **kwargs) -> Tensor:
+        return sampling.traverse(self, **kwargs)

@@ -1,0 +1,86 @@
+"""The objective: a ModelOutput (and the training step) -> a scalar loss.
+
+Units: every per-example term is summed over that example's dimensions (nats per example)
+and the batch is averaged.
+
+KL controls (settings of TrainConfig, combinable with beta):
+  kl_warmup N     weight rises linearly from 0 to beta over N steps (Bowman et al. 2016)
+  kl_cycles M     cyclical annealing: M cycles over the run; in each the weight rises from 0
+                  to beta over the first half, then holds (Fu et al. 2019); the cycles span the
+                  run's planned steps (`total_steps`, which the training loop keeps up to date
+                  when a time budget rather than an epoch count sets the run's length)
+  free_bits L     each latent dimension's batch-mean KL counts as at least L nats
+                  (Kingma et al. 2016), so the optimiser gains nothing by collapsing it
+  capacity C:N    loss = recon + beta * |KL - C_t|, C_t rising linearly from 0 to C nats
+                  over N steps (Burgess et al. 2018)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from ..config import Capacity, TrainConfig
+from .model import ModelOutput
+
+CYCLE_RAMP = 0.5  # fraction of each cycle spent increasing the weight (Fu et al. use R = 0.5)
+
+
+def negative_elbo(out: ModelOutput) -> Tensor:
+    """-ELBO = recon + KL per example, (B,): an upper bound on -log p(x) for a VAE."""
+    return out.recon + out.kl
+
+
+def free_bits_kl(kl_per_dim: Tensor, free_bits: float) -> Tensor:
+    """sum_d max(L, mean_batch KL_d): (B, D) -> scalar (Kingma et al. 2016, eq. 15)."""
+    return kl_per_dim.mean(0).clamp_min(free_bits).sum()
+
+
+@dataclass
+class Objective:
+    """recon + (scheduled) beta * KL, with the KL controls above. `total_steps` is the run's
+    planned length in steps (math.inf while unknown), which only the cyclical schedule reads."""
+
+    beta: float = 1.0
+    warmup: int | None = None
+    cycles: int | None = None
+    free_bits: float | None = None
+    capacity: Capacity | None = None
+    total_steps: float = math.inf
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, *, total_steps: float = math.inf) -> Objective:
+        return cls(cfg.beta, cfg.kl_warmup, cfg.kl_cycles, cfg.free_bits, cfg.capacity, total_steps)
+
+    def weight(self, step: int) -> float:
+        """The KL weight at a step (0-based count of optimiser steps taken so far)."""
+        if self.warmup is not None:
+            return self.beta * min(1.0, step / self.warmup)
+        if self.cycles is not None:
+            period = self.total_steps / self.cycles
+            tau = (step % period) / period if math.isfinite(period) else 0.0
+            return self.beta * min(1.0, tau / CYCLE_RAMP)
+        return self.beta
+
+    def target(self, step: int) -> float | None:
+        """The capacity C_t in nats, or None without a capacity schedule."""
+        if self.capacity is None:
+            return None
+        return self.capacity.nats * min(1.0, step / self.capacity.steps)
+
+    def loss(self, out: ModelOutput, step: int) -> Tensor:
+        return self._combine(out.recon, out.kl_per_dim, self.weight(step), self.target(step))
+
+    def final_loss(self, recon: Tensor, kl_per_dim: Tensor) -> Tensor:
+        """The objective once every schedule has run its course (weight beta, capacity C):
+        what validation measures, so the best epoch is judged by what training aims at.
+        recon (B,), kl_per_dim (B, D) -> scalar."""
+        return self._combine(recon, kl_per_dim, self.beta, None if self.capacity is None else self.capacity.nats)
+
+    def _combine(self, recon: Tensor, kl_per_dim: Tensor, weight: float, c: float | None) -> Tensor:
+        kl = free_bits_kl(kl_per_dim, self.free_bits) if self.free_bits else kl_per_dim.sum(-1).mean()
+        if c is not None:
+            return recon.mean() + weight * (kl - c).abs()
+        return recon.mean() + weight * kl
