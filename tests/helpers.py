@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +80,19 @@ def needs_fashion_mnist():
         not required and not fashion_mnist_available(),
         reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)",
     )
+
+
+# digits with 1456 training examples (an even number: N processes leave out the last len % N of an epoch)
+DDP_VAL_FRACTION = 0.0997
+DDP_ARGS = f"--data digits --arch mlp --hidden 32 --latent-dim 4 --val-fraction {DDP_VAL_FRACTION} -q".split()
+
+
+def torchrun_train(cwd: Path, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    """`vaekit train DDP_ARGS args` on nproc processes under torchrun (gloo on the CPU); asserts it succeeded."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "vaekit"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*cmd, "train", *DDP_ARGS, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done

@@ -4,51 +4,15 @@ Two processes with batch 64 each must step exactly like one process with batch 1
 rank takes its slice of the same global batch and DDP averages the gradients. Only rank 0
 writes the run folder, and a resumed multi-process run continues exactly."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
+from helpers import DDP_VAL_FRACTION, torchrun_train
 
 import vaekit
 from vaekit.runs.layout import LOCK_FILE
 from vaekit.training import distributed
 
-# 1456 training examples (an even number: N processes leave out the last len % N of an epoch)
-VAL_FRACTION = 0.0997
-ARGS = [
-    "--data",
-    "digits",
-    "--arch",
-    "mlp",
-    "--hidden",
-    "32",
-    "--latent-dim",
-    "4",
-    "--val-fraction",
-    str(VAL_FRACTION),
-    "-q",
-]
-
-
-def _torchrun(tmp_path, *args, nproc=2):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "vaekit",
-        "train",
-        *ARGS,
-        *args,
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
-    return out
+VAL_FRACTION = DDP_VAL_FRACTION
 
 
 def _weights(run):
@@ -59,7 +23,7 @@ def _weights(run):
 def two_process_ae(tmp_path_factory):
     """One epoch of an AE (no sampling noise) on 2 processes x batch 64, and on 1 x batch 128."""
     tmp = tmp_path_factory.mktemp("ddp")
-    out = _torchrun(tmp, "--model", "ae", "--epochs", "1", "--batch-size", "64", "--out", str(tmp / "two"))
+    out = torchrun_train(tmp, "--model", "ae", "--epochs", "1", "--batch-size", "64", "--out", str(tmp / "two"))
     vaekit.train(
         "digits",
         out=tmp / "one",
@@ -121,9 +85,9 @@ def test_a_multi_process_vae_run_resumes_exactly(tmp_path):
     """Each rank's own RNG state (it draws the latent noise) travels in the checkpoint. (A run
     extended past its first --epochs is exact at a constant rate: a cosine one stretches.)"""
     const = ("--lr-schedule", "constant")
-    _torchrun(tmp_path, "--epochs", "2", "--batch-size", "64", *const, "--out", str(tmp_path / "full"))
-    _torchrun(tmp_path, "--epochs", "1", "--batch-size", "64", *const, "--out", str(tmp_path / "half"))
-    _torchrun(tmp_path, "--epochs", "2", "--resume", str(tmp_path / "half"))
+    torchrun_train(tmp_path, "--epochs", "2", "--batch-size", "64", *const, "--out", str(tmp_path / "full"))
+    torchrun_train(tmp_path, "--epochs", "1", "--batch-size", "64", *const, "--out", str(tmp_path / "half"))
+    torchrun_train(tmp_path, "--epochs", "2", "--resume", str(tmp_path / "half"))
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "half")
     for k in a:
         assert torch.equal(a[k], b[k]), k

@@ -2,53 +2,20 @@
 for the global batch from the run's shared generator, and each rank takes its slice (before the
 run layer each rank drew its own noise, and the weights differed by up to 0.07 after 3 epochs)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
+from helpers import DDP_VAL_FRACTION, torchrun_train
 
 import vaekit
 
-VAL_FRACTION = 0.0997  # 1456 training examples: an even number, so no rank leaves any out
+VAL_FRACTION = DDP_VAL_FRACTION  # an even number of training examples: no rank leaves any out
 TINY = dict(arch="mlp", hidden=[32], latent_dim=4, val_fraction=VAL_FRACTION)
 
 
 @pytest.fixture(scope="module")
 def vae_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp-vae")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "vaekit",
-        "train",
-        "--data",
-        "digits",
-        "--arch",
-        "mlp",
-        "--hidden",
-        "32",
-        "--latent-dim",
-        "4",
-        "--val-fraction",
-        str(VAL_FRACTION),
-        "--epochs",
-        "3",
-        "--batch-size",
-        "64",
-        "--out",
-        str(tmp / "two"),
-        "-q",
-    ]
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp, timeout=600
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    torchrun_train(tmp, *"--epochs 3 --batch-size 64".split(), "--out", str(tmp / "two"))
     vaekit.train("digits", out=tmp / "one", epochs=3, batch_size=128, progress=False, figures=False, **TINY)
     return tmp
 
