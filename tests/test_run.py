@@ -112,7 +112,8 @@ def test_a_time_budget_is_spent_not_left_over(tmp_path):
     if len(rows) >= DEFAULT_EPOCHS:  # (on a busy machine epochs may be slow; the bound above holds anyway)
         first = sum(r["seconds"] for r in rows[:DEFAULT_EPOCHS])
         assert len(rows) > DEFAULT_EPOCHS or first > budget / 2, "stopped at the epoch default, not the budget"
-    assert rows[0]["lr"] == pytest.approx(run.config.train.lr) and rows[-1]["lr"] < rows[0]["lr"]
+    assert rows[0]["lr"] == pytest.approx(run.config.train.lr)
+    assert len(rows) == 1 or rows[-1]["lr"] < rows[0]["lr"]  # (a very busy machine may fit one epoch only)
     # the cosine was planned on the budget: its plan ends with the epoch the run ended with
     assert run.load_checkpoint().loop["schedule"]["last_epoch"] == len(rows)
 
