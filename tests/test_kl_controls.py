@@ -38,7 +38,7 @@ def test_warmup_weight_follows_its_schedule_and_is_applied(tmp_path):
     assert [r["kl_weight"] for r in rows] == pytest.approx([0.8, 1.6, 2.0, 2.0])
     assert all(r["capacity"] is None for r in rows)
     # the loss uses that weight: recon + w * KL, with the terms computed by hand
-    control = Objective.from_config(run.config.train, total_steps=48)
+    control = Objective.from_config(run.config.train)
     x = run.data().test.x[:64]
     with torch.no_grad():
         out = model(x, generator=torch.Generator().manual_seed(0))

@@ -88,18 +88,21 @@ def test_plateau_matches_torch_reduce_on_plateau():
     assert ours.lr_at(0) <= PLATEAU_FACTOR**2  # the sequence does stall: the rule fired, more than once
 
 
-def test_time_limit_plans_the_epochs_that_fit_and_the_cosine_ends_with_them():
+def test_time_limit_plans_the_epochs_that_fit_and_the_cosine_follows_the_clock():
     s = LRSchedule("cosine", lr=1.0, steps_per_epoch=10, epochs=30, time_limit=45.0)
-    assert s.last_epoch == 30  # no plan before the first epoch
+    clock = lambda t: 0.5 * (1 + math.cos(math.pi * max(t / 45.0, 0.0)))  # noqa: E731
+    steps = lambda step: 0.5 * (1 + math.cos(math.pi * step / 300))  # noqa: E731  (30 epochs x 10)
+    assert s.last_epoch == 30 and [s.lr_at(i) for i in (0, 9)] == pytest.approx([1.0, steps(9)])  # no clock yet
     assert not s.end_epoch(1, bad_epochs=0, seconds=10.0)  # 35 s left at 10 s an epoch: 3 more fit
     assert s.last_epoch == 4
-    assert s.lr_at(20) == pytest.approx(0.5)  # half way through the 40 planned steps
+    # by the clock: 10 s done, then the part of the epoch done at 10 s an epoch
+    assert [s.lr_at(i) for i in (10, 15, 20)] == pytest.approx([clock(10), clock(15), clock(20)])
     assert not s.end_epoch(2, bad_epochs=0, seconds=24.0)  # now 12 s an epoch: 21 s left, 1 more
     assert s.last_epoch == 3
+    assert s.lr_at(25) == pytest.approx(clock(24 + 0.5 * 12))
     assert s.end_epoch(3, bad_epochs=0, seconds=36.0)  # 9 s left is less than an epoch: stop
-    assert s.lr_at(30) == 0.0
-    short = LRSchedule("cosine", lr=1.0, steps_per_epoch=10, epochs=2, time_limit=1e6)
-    assert not short.end_epoch(1, bad_epochs=0, seconds=1.0) and short.last_epoch == 2  # epochs still cap it
+    rates = [s.lr_at(i) for i in range(20, 40)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # the clock never turns the rate back up
 
 
 def test_bad_options_are_clear_errors_before_anything_is_written(tmp_path):

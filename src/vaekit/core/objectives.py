@@ -7,8 +7,8 @@ KL controls (settings of TrainConfig, combinable with beta):
   kl_warmup N     weight rises linearly from 0 to beta over N steps (Bowman et al. 2016)
   kl_cycles M     cyclical annealing: M cycles over the run; in each the weight rises from 0
                   to beta over the first half, then holds (Fu et al. 2019); the cycles span the
-                  run's planned steps (`total_steps`, which the training loop keeps up to date
-                  when a time budget rather than an epoch count sets the run's length)
+                  run's progress (0 -> 1, which the training loop passes in: by its steps, or by
+                  the clock when a time budget sets the run's length)
   free_bits L     each latent dimension's batch-mean KL counts as at least L nats
                   (Kingma et al. 2016), so the optimiser gains nothing by collapsing it
   capacity C:N    loss = recon + beta * |KL - C_t|, C_t rising linearly from 0 to C nats
@@ -17,7 +17,6 @@ KL controls (settings of TrainConfig, combinable with beta):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from torch import Tensor
@@ -40,27 +39,25 @@ def free_bits_kl(kl_per_dim: Tensor, free_bits: float) -> Tensor:
 
 @dataclass
 class Objective:
-    """recon + (scheduled) beta * KL, with the KL controls above. `total_steps` is the run's
-    planned length in steps (math.inf while unknown), which only the cyclical schedule reads."""
+    """recon + (scheduled) beta * KL, with the KL controls above."""
 
     beta: float = 1.0
     warmup: int | None = None
     cycles: int | None = None
     free_bits: float | None = None
     capacity: Capacity | None = None
-    total_steps: float = math.inf
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, *, total_steps: float = math.inf) -> Objective:
-        return cls(cfg.beta, cfg.kl_warmup, cfg.kl_cycles, cfg.free_bits, cfg.capacity, total_steps)
+    def from_config(cls, cfg: TrainConfig) -> Objective:
+        return cls(cfg.beta, cfg.kl_warmup, cfg.kl_cycles, cfg.free_bits, cfg.capacity)
 
-    def weight(self, step: int) -> float:
-        """The KL weight at a step (0-based count of optimiser steps taken so far)."""
+    def weight(self, step: int, progress: float = 0.0) -> float:
+        """The KL weight at a step (0-based count of optimiser steps taken so far), `progress`
+        (0 -> 1) into the run."""
         if self.warmup is not None:
             return self.beta * min(1.0, step / self.warmup)
         if self.cycles is not None:
-            period = self.total_steps / self.cycles
-            tau = (step % period) / period if math.isfinite(period) else 0.0
+            tau = (progress * self.cycles) % 1.0  # where in its cycle
             return self.beta * min(1.0, tau / CYCLE_RAMP)
         return self.beta
 
@@ -70,8 +67,8 @@ class Objective:
             return None
         return self.capacity.nats * min(1.0, step / self.capacity.steps)
 
-    def loss(self, out: ModelOutput, step: int) -> Tensor:
-        return self._combine(out.recon, out.kl_per_dim, self.weight(step), self.target(step))
+    def loss(self, out: ModelOutput, step: int, progress: float = 0.0) -> Tensor:
+        return self._combine(out.recon, out.kl_per_dim, self.weight(step, progress), self.target(step))
 
     def final_loss(self, recon: Tensor, kl_per_dim: Tensor) -> Tensor:
         """The objective once every schedule has run its course (weight beta, capacity C):

@@ -166,7 +166,6 @@ def start(
     if "schedule" in state:  # resumed (a checkpoint from before schedules has none)
         schedule.load_state_dict(state["schedule"])
         schedule.plan(state["epoch"], state.get("seconds", 0.0))
-    objective.total_steps = schedule.planned_steps
     guard = Guard(device, ctx, max_bad=cfg.max_bad_steps)
     return Loop(
         model=model,
@@ -238,14 +237,15 @@ def global_batch(
     return x, x_in, y, eps
 
 
-def train_step(loop: Loop, i: int, x, x_in, y, eps, step: int, lr: float) -> None:
-    """Forward, backward and (unless the guard says no) the optimizer step for batch i."""
+def train_step(loop: Loop, i: int, x, x_in, y, eps, step: int, batch: int) -> None:
+    """Forward, backward and (unless the guard says no) the optimizer step for the epoch's batch
+    i, the run's batch `batch`, with `step` optimizer steps applied so far."""
     for group in loop.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = loop.schedule.lr_at(batch)
     forward = loop.forward_full if len(x) == loop.cfg.batch_size else loop.forward_rest
     with loop.precision.autocast():
         out = forward(x_in, y, target=x, eps=eps)
-        loss = loop.objective.loss(out, step)
+        loss = loop.objective.loss(out, step, loop.schedule.progress(batch))
     loop.optimizer.zero_grad(set_to_none=True)
     loop.precision.backward(loss, loop.optimizer)
     found_inf = loop.guard.check(loss, _grad_norm(loop.params, loop.cfg.grad_clip))
@@ -275,7 +275,7 @@ def train_epoch(loop: Loop, callbacks: list[Callback]) -> float:
         # the KL schedule's step: applied steps as last read, plus the steps since (exact unless a
         # step was skipped since the last read); the rate follows every batch of the run
         step = applied_at_sync + (i - guard.read_upto)
-        train_step(loop, i, x, x_in, y, eps, step, loop.schedule.lr_at(first_step + i))
+        train_step(loop, i, x, x_in, y, eps, step, first_step + i)
         if (i + 1) % sync_every == 0 or i == loop.steps - 1:
             guard.read(i + 1, first_step=first_step)
             applied_at_sync = loop.state["step"] + guard.applied
@@ -321,9 +321,9 @@ def end_epoch(loop: Loop, seconds: float, started: float, v: dict[str, float]) -
     # all ranks agree on where a time limit ends the run
     elapsed = torch.tensor(state["seconds"] + time.perf_counter() - started, dtype=torch.float64, device=loop.device)
     state["seconds"] = float(distributed.all_reduce_max_(elapsed, loop.ctx))
-    lr = loop.schedule.lr_at(loop.epoch * loop.steps - 1)  # the rate of the epoch's last batch
+    next_batch = loop.epoch * loop.steps
+    lr, progress = loop.schedule.lr_at(next_batch - 1), loop.schedule.progress(next_batch)  # the epoch's last rate
     loop.stop = loop.schedule.end_epoch(loop.epoch, bad_epochs=state["bad_epochs"], seconds=state["seconds"])
-    loop.objective.total_steps = loop.schedule.planned_steps
     state["schedule"] = loop.schedule.state_dict()
     return {
         "epoch": loop.epoch,
@@ -336,7 +336,7 @@ def end_epoch(loop: Loop, seconds: float, started: float, v: dict[str, float]) -
         "val_kl": v["kl"],
         "val_nelbo": v["nelbo"],
         "beta": cfg.beta,
-        "kl_weight": loop.objective.weight(state["step"]),
+        "kl_weight": loop.objective.weight(state["step"], progress),
         "capacity": loop.objective.target(state["step"]),
         "seconds": seconds,
         "images_per_s": loop.examples / seconds,

@@ -14,13 +14,16 @@
               checkpoint.
 
 A time limit (cfg.time_limit, seconds of the whole fit: training and validation) is a budget.
-After each epoch the plan is renewed: the epochs that still fit at the run's mean epoch time so
-far. With --epochs the plan never exceeds them; without, the run trains until the budget is
-spent. The cosine curve and the cyclical KL schedule (vaekit.core.objectives, through
-`planned_steps`) follow the plan, so a short budget still gets its settling stretch. Until
-the first epoch has been timed the plan is open (math.inf): the rate stays at cfg.lr. Where a
-run stops then depends on the machine's speed (as with any time limit), so such a run is
-reproducible only up to that point.
+The run's progress (`progress(step)`, 0 -> 1) is then measured by the clock: the seconds spent
+by the end of the last epoch, plus the part of the current epoch done at the mean epoch time so
+far (host arithmetic on numbers every rank shares, so all ranks agree), or by the steps of
+--epochs, whichever is further. The cosine curve and the cyclical KL schedule (vaekit.core.
+objectives) follow that progress, so they end with the budget and move smoothly however the
+epoch times wander (a plan re-counted in epochs after every epoch would stretch and shrink the
+curve with them). After each epoch the run plans the epochs that still fit; it stops when
+another one would not (or at --epochs). Until the first epoch has been timed the clock's part
+is unknown and counts as 0: the rate stays at cfg.lr. Where a run stops depends on the
+machine's speed (as with any time limit), so such a run is reproducible only up to that point.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ class LRSchedule:
 
     State (saved in the checkpoint's JSON loop state): `last_epoch`, the epoch the run plans to
     end with (cfg's epoch count unless a time limit shortens it; None while open); `scale`, the
-    plateau rule's factor."""
+    plateau rule's factor. The clock's part of the progress (`done_epochs`, `done_seconds`) is
+    renewed by `plan` after every epoch and on resume."""
 
     def __init__(
         self, kind: str, *, lr: float, steps_per_epoch: int, epochs: int | None, time_limit: float | None = None
@@ -55,6 +59,7 @@ class LRSchedule:
         self.epochs, self.time_limit = epochs, time_limit
         self.last_epoch: float = math.inf if epochs is None else epochs
         self.scale = 1.0
+        self.done_epochs, self.done_seconds = 0, 0.0  # by the end of the last epoch (time limit only)
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, *, steps_per_epoch: int) -> LRSchedule:
@@ -66,16 +71,22 @@ class LRSchedule:
             time_limit=cfg.time_limit,
         )
 
-    @property
-    def planned_steps(self) -> float:
-        """The run's planned length in optimizer steps (math.inf while the plan is open)."""
-        return self.last_epoch * self.steps_per_epoch
+    def progress(self, step: int) -> float:
+        """How much of the run is done at its batch `step` (0-based, every batch of every epoch):
+        by the steps of its epoch count, and under a time limit by the clock, the further of
+        the two; in [0, 1]."""
+        by_steps = step / (self.epochs * self.steps_per_epoch) if self.epochs is not None else 0.0
+        by_clock = 0.0
+        if self.time_limit is not None and self.done_epochs > 0:
+            per_epoch = self.done_seconds / self.done_epochs
+            into_epoch = (step - self.done_epochs * self.steps_per_epoch) / self.steps_per_epoch
+            by_clock = (self.done_seconds + max(into_epoch, 0.0) * per_epoch) / self.time_limit
+        return min(max(by_steps, by_clock), 1.0)
 
     def lr_at(self, step: int) -> float:
         """The rate of the run's batch `step` (0-based, counting every batch of every epoch)."""
         if self.kind == "cosine":
-            progress = min(step / max(self.planned_steps, 1), 1.0)
-            return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * self.progress(step)))
         return self.lr * self.scale
 
     def end_epoch(self, epoch: int, *, bad_epochs: int, seconds: float) -> bool:
@@ -90,6 +101,7 @@ class LRSchedule:
         """Under a time limit, after `epoch` epochs that took `seconds`: the last epoch that fits."""
         if self.time_limit is None or epoch < 1:
             return
+        self.done_epochs, self.done_seconds = epoch, seconds
         per_epoch = seconds / epoch  # mean over the run so far: steadier than the last epoch alone
         fits = int((self.time_limit - seconds) // per_epoch) if seconds < self.time_limit else 0
         self.last_epoch = epoch + max(fits, 0)
