@@ -302,11 +302,50 @@ class TableSchema:
                 )
         return x, EncodeReport(notes, unseen)
 
-    def decode(self, x: np.ndarray) -> pa.Table:
+    def decode(self, x: np.ndarray, *, keep_missing: bool = False) -> pa.Table:
         """(N, data_dim) encoded rows (means, probabilities or draws) -> the table in the user's columns
-        and units: categories by their largest value, booleans above 1/2, numbers back-transformed."""
-        arrays = [decode_column(c, x[:, s : s + c.width]) for c, s in zip(self.columns, self.starts())]
+        and units: categories by their largest value, booleans above 1/2, numbers back-transformed.
+        keep_missing: cells whose presence flag is 0 come back empty (data, not model output)."""
+        arrays = []
+        for c, s in zip(self.columns, self.starts()):
+            values = decode_column(c, x[:, s : s + c.width])
+            if keep_missing:
+                values = pc.if_else(pa.array(x[:, s + c.width] > 0.5), values, pa.nulls(len(values), values.type))
+            arrays.append(values)
         return pa.table(arrays, names=[c.name for c in self.columns])
+
+    def panels(self, table: pa.Table, *, aligned: bool = False) -> list[tuple[str, str, np.ndarray]]:
+        """Each column's values for a picture: (name, "number", float64) for numeric kinds (datetimes
+        in days), (name, "category", texts) for booleans and categories; empty cells left out, or
+        with aligned=True kept (NaN, "") so that two tables' rows pair up."""
+        out = []
+        for c in self.columns:
+            if c.kind in NUMERIC_KINDS:
+                v = column_numbers(table, c, "the table") / (SECONDS_PER_DAY if c.kind == "datetime" else 1.0)
+                out.append((c.name, "number", v if aligned else v[np.isfinite(v)]))
+            else:
+                texts = as_text(table.column(c.name).combine_chunks())
+                kept = [s or "" for s in texts] if aligned else [s for s in texts if s is not None]
+                out.append((c.name, "category", np.array(kept, dtype=str)))
+        return out
+
+    def correlations(self, table: pa.Table) -> tuple[list[str], np.ndarray]:
+        """Spearman rank correlations between the numeric-kind and boolean columns -> (names, (k, k));
+        an empty cell takes its column's median rank."""
+        names, ranks = [], []
+        for c in self.columns:
+            if c.kind == "categorical":
+                continue
+            values, present, _ = encode_column(table, c, "the table")
+            v = np.where(present > 0, values[:, 0], np.nan)
+            r = stats.rankdata(np.where(np.isnan(v), np.nanmedian(v) if np.isfinite(v).any() else 0.0, v))
+            names.append(c.name)
+            ranks.append(r)
+        if len(names) < 2:
+            return names, np.ones((len(names), len(names)))
+        with np.errstate(all="ignore"):
+            corr = np.corrcoef(np.stack(ranks))
+        return names, np.nan_to_num(corr)
 
     # -- saving --------------------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -14,8 +14,11 @@ how simple an input is, not how typical:
                (Serra et al. 2020, "input complexity")
   llr          nll - nll_background: minus the log-likelihood ratio against a background model
                of the same architecture trained on randomly perturbed inputs (Ren et al. 2019)
+  ensemble     the largest of the scores above, each first rank-normalised against the same
+               scores of reference data (the run's validation split): an input is as anomalous
+               as the score that finds it most unusual (see ensemble_score)
 
-`nll` in the last two is nll_iw when k > 1 samples are asked for, else nelbo.
+`nll` in complexity and llr is nll_iw when k > 1 samples are asked for, else nelbo.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import zlib
 import numpy as np
 import torch
 from PIL import Image
+from scipy.special import ndtri
 from torch import Tensor
 from tqdm import tqdm
 
@@ -38,13 +42,17 @@ from .likelihood import iwae_log_likelihood
 
 LN2 = math.log(2.0)
 COMPRESSORS = ("png", "zlib")
-SCORE_NAMES = ("recon_error", "nelbo", "nll_iw", "complexity", "llr")
+SCORE_NAMES = ("recon_error", "nelbo", "nll_iw", "complexity", "llr", "ensemble")
+ENSEMBLE = "ensemble"
+TAIL = 0.1  # rank_normalise continues the top 10% of the reference's quantile curve beyond its largest value
 SCORE_DESCRIPTIONS = {
     "recon_error": "squared reconstruction error from the posterior mean, summed over one example",
     "nelbo": "negative ELBO (recon + KL), nats per example",
     "nll_iw": "importance-sampled NLL (IWAE, k samples), nats per example",
     "complexity": "NLL minus the input's lossless code length, nats (Serra et al. 2020)",
     "llr": "NLL minus the background model's NLL: minus the likelihood ratio, nats (Ren et al. 2019)",
+    "ensemble": "the largest of the other scores, each as a standard normal quantile of its rank among the "
+    "validation split's",
 }
 
 
@@ -52,12 +60,18 @@ SCORE_DESCRIPTIONS = {
 
 
 def reconstruction_error(model: VAE, x: Tensor) -> Tensor:
-    """sum_d (x_d - E[x_d | z = mu(x)])^2: (B, *shape) -> (B,). Works for AE and VAE."""
+    """sum_d (x_d - E[x_d | z = mu(x)])^2: (B, *shape) -> (B,). Works for AE and VAE. For a table
+    the sum runs over observed cells: transformed numbers, booleans and one-hot categories against
+    the decoded probabilities (a Brier score)."""
     mu = model.encode(x).mode()
     x_hat = model.decode_mean(mu)
     if x.ndim == 4:  # images: compare with what the model can show
         x_hat = x_hat.clamp(0.0, 1.0)
-    return (x - x_hat).pow(2).flatten(1).sum(1)
+    err = (x - x_hat).pow(2)
+    mask = model.likelihood.value_mask(
+        x
+    )  # a table: observed values only (standardised numbers, one-hot vs probabilities)
+    return (err if mask is None else err * mask).flatten(1).sum(1)
 
 
 def negative_elbo(model: VAE, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -109,6 +123,45 @@ def likelihood_ratio_score(nll: Tensor, nll_background: Tensor) -> Tensor:
     return nll.double() - nll_background.double()
 
 
+def rank_normalise(s: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Scores as standard normal quantiles of their rank among reference scores: (N,), (M,) -> (N,).
+
+    Inside the reference's range z = Phi^-1((r + 1/2) / (M + 1)), r the mid-rank of s among the
+    reference (so on the reference itself z is roughly N(0, 1) whatever the score's units); above
+    its largest value the quantile curve of its top TAIL continues as a straight line, so that
+    scores beyond anything seen keep their order instead of tying."""
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
+    m = len(ref)
+    if m == 0:
+        raise VaekitError("rank normalisation needs reference scores")
+    s = np.asarray(s, dtype=np.float64)
+    rank = 0.5 * (np.searchsorted(ref, s, "left") + np.searchsorted(ref, s, "right"))
+    z = ndtri((rank + 0.5) / (m + 1))
+    k = min(m - 1, int(np.floor((1 - TAIL) * m)))
+    z_top, z_k = ndtri((m + 0.5) / (m + 1)), ndtri((k + 1) / (m + 1))
+    spread = ref[-1] - ref[k]
+    slope = (z_top - z_k) / spread if spread > 0 else 1.0 / (np.std(ref) or 1.0)
+    above = s > ref[-1]
+    z[above] = z_top + slope * (s[above] - ref[-1])
+    return z
+
+
+def ensemble_score(scores: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> np.ndarray:
+    """The largest rank-normalised score of each example (rank_normalise against `reference`, the
+    same scores of in-distribution data): {name: (N,)} -> (N,). Taking the largest lets each score
+    catch what it is good at: the likelihood catches noise that complexity calls simple, complexity
+    catches simple inputs the likelihood prefers, the reconstruction error semantic shifts."""
+    names = [n for n in scores if n != ENSEMBLE]
+    return np.max([rank_normalise(scores[n], reference[n]) for n in names], axis=0)
+
+
+def with_ensemble(scores: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """scores plus the ensemble (when there are at least two scores to combine)."""
+    if len([n for n in scores if n != ENSEMBLE]) < 2:
+        return dict(scores)
+    return {**scores, ENSEMBLE: ensemble_score(scores, reference)}
+
+
 # -- all scores of a dataset ----------------------------------------------------------------------------
 
 
@@ -117,8 +170,11 @@ def check_scorable(model: VAE) -> None:
         raise VaekitError("anomaly scores need an unconditional model; this one is conditioned on labels")
 
 
-def available_scores(model: VAE, *, iw_samples: int = 0, background=None, complexity: bool = True) -> list[str]:
-    """The scores score_examples returns for this model and these settings, in order."""
+def available_scores(
+    model: VAE, *, iw_samples: int = 0, background=None, complexity: bool = True, ensemble: bool = False
+) -> list[str]:
+    """The scores score_examples returns for this model and these settings, in order; with
+    ensemble=True also the ensemble where there are scores to combine (it needs reference data)."""
     if not model.stochastic:
         return ["recon_error"]  # an AE has no likelihood, so no likelihood-based score
     names = ["recon_error", "nelbo"]
@@ -128,7 +184,7 @@ def available_scores(model: VAE, *, iw_samples: int = 0, background=None, comple
         names.append("complexity")
     if background is not None:
         names.append("llr")
-    return names
+    return names + ([ENSEMBLE] if ensemble else [])
 
 
 def _iwae_nll(model: VAE, x: Tensor, *, k: int, generator: torch.Generator | None) -> Tensor:
@@ -196,3 +252,15 @@ def score_examples(
         if not np.all(np.isfinite(s)):
             raise VaekitError(f"the {n} score is not finite for {int((~np.isfinite(s)).sum())} examples")
     return scores
+
+
+@torch.no_grad()
+def column_nll(model, x: Tensor, *, batch_size: int = 256) -> np.ndarray:
+    """A table's -log p(cell | z = the posterior mean) per column, nats: (N, D) -> (N, H), 0 for a
+    missing cell; what each column adds to a row's reconstruction term."""
+    parts = []
+    with evaluating(model):
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i : i + batch_size].to(model.device)
+            parts.append(-model.decode(model.encode(xb).mode()).column_log_prob(xb).double().cpu())
+    return torch.cat(parts).numpy() if parts else np.zeros((0, len(model.likelihood.layout.heads)))
