@@ -80,11 +80,11 @@ def test_score_writes_one_row_per_input_with_a_flag(run, capsys, tmp_path):
     assert len(rows) == 180 and rows[0]["name"] == "test[0]"
     assert set(rows[0]) == {"name", "label", "recon_error", "nelbo", "complexity", "llr", "ensemble", "flagged"}
     flagged = np.array([int(r["flagged"]) for r in rows])
-    llr = np.array([float(r["llr"]) for r in rows])
-    assert "flagged by llr" in out
+    ensemble = np.array([float(r["ensemble"]) for r in rows])
+    assert "flagged by ensemble" in out
     r = vaekit.load_run(run)
-    threshold = anomaly.calibrate(r.model, r.data().val, background=r.background().model)["llr"]
-    np.testing.assert_array_equal(flagged, llr > threshold)
+    threshold = anomaly.calibrate(r.model, r.data().val, background=r.background().model)["ensemble"]
+    np.testing.assert_array_equal(flagged, ensemble > threshold)
     assert 0 < flagged.sum() < 60
 
 

@@ -66,7 +66,7 @@ def test_score_names_the_flag_and_the_columns_behind_each_score(run, people, tmp
         ["score", run.path, "--data", tmp_path / "odd.csv", "--out", tmp_path / "s.csv", "-q"], capsys
     )
     assert code == 0, err
-    assert "flagged by nelbo >" in out and "1 cells of column 'city' hold values never seen in training" in out
+    assert "flagged by ensemble >" in out and "1 cells of column 'city' hold values never seen in training" in out
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert list(rows[0]) == [
         "name",
@@ -81,7 +81,7 @@ def test_score_names_the_flag_and_the_columns_behind_each_score(run, people, tmp
     assert rows[0]["label"] in ("a", "b") and rows[20]["unseen_categories"] == "1"
     far = rows[21]
     assert far["flagged"] == "1" and far["top_columns"].startswith("income (+")
-    assert float(far["nelbo"]) == max(float(r["nelbo"]) for r in rows)
+    assert float(far["ensemble"]) == max(float(r["ensemble"]) for r in rows)
 
 
 def test_encode_reconstruct_to_tables(run, tmp_path, capsys):
@@ -143,8 +143,9 @@ def test_the_report_shows_columns_correlations_and_the_latent_map(run):
     assert "<th>city</th>" in html and "Traversals" not in html
 
 
-def test_the_ensemble_flags_its_fraction(run):
+def test_the_ensemble_is_the_default_and_flags_its_fraction(run):
     val = run.data().val
     ref = anomaly.reference_scores(run.model, val)
     t = anomaly.thresholds_for(ref, 0.2)
+    assert anomaly.pick_score(list(ref), model=run.model) == "ensemble"
     assert np.mean(ref["ensemble"] > t["ensemble"]) == pytest.approx(0.2, abs=0.05)

@@ -53,7 +53,7 @@ def score(
     compressor: str = typer.Option("png", help=f"Code length for the complexity score: {' or '.join(COMPRESSORS)}."),
     flag_by: Optional[str] = typer.Option(
         None,
-        help=f"Score that flags anomalies: {', '.join(SCORE_DESCRIPTIONS)}. (default: ensemble, the largest rank-normalised score; recon_error for an AE)",
+        help=f"Score that flags anomalies: {', '.join(SCORE_DESCRIPTIONS)}. (default: ensemble, the mean rank-normalised score of recon_error, the NLL and complexity; recon_error for an AE)",
         show_default=False,
     ),
     fpr: float = typer.Option(0.05, help="Fraction of the run's validation split the threshold flags."),

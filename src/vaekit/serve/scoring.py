@@ -3,7 +3,7 @@
 The explorer shows the score docs/anomaly.md says to trust, chosen and thresholded exactly as
 `vaekit score` flags with (vaekit.workflows.anomaly: pick_score, calibrate):
 
-  ensemble     the largest of the scores, each rank-normalised against the validation split's
+  ensemble     the mean of the scores, each rank-normalised against the validation split's
                (when validation data are given)
   complexity   else, when the likelihood is discretized (the NLL is then a code length)
   llr          else, when the run has a background model (`vaekit fit-background RUN`)

@@ -33,11 +33,14 @@ from ..runs import Run, load_run, train_run
 
 DEFAULT_PERTURBATION = "uniform:0.2"  # Ren et al. 2019 found mutation rates 0.1-0.3 work on images
 CALIBRATION_EXAMPLES = 2000  # validation examples the thresholds are chosen on (at most)
-# Which score flags anomalies when the user names none: the first one available. The order
-# follows the OOD benchmark in BENCHMARKS.md (docs/anomaly.md explains it): complexity is the
-# best score where the NLL is a code length of the 8-bit input (a discretized likelihood, see
-# code_length_likelihood) and meaningless elsewhere, where llr is the best likelihood score.
-PREFERRED_SCORES = ("complexity", "llr", "nll_iw", "nelbo", "recon_error", "ensemble")
+# Which score flags anomalies when the user names none: the first one available. The ensemble
+# (the mean rank-normalised score, vaekit.evaluation.scores.ensemble_score) comes first: measured
+# on seven image out sets and twelve ADBench tables (BENCHMARKS.md, "Anomaly scores by default"),
+# it was the one score that no out set left near chance where another score separated it well.
+# Without it (an AE, or no reference data to rank against): complexity where the NLL is a code
+# length of the 8-bit input (a discretized likelihood, see code_length_likelihood) and
+# meaningless elsewhere, where llr is the best likelihood score.
+PREFERRED_SCORES = ("ensemble", "complexity", "llr", "nll_iw", "nelbo", "recon_error")
 TOP_COLUMNS = 3  # a table row's columns named in `vaekit score`'s output
 
 
