@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
@@ -155,7 +154,3 @@ def _cast_like(values: pa.Array, kind: pa.DataType) -> pa.Array:
     if pa.types.is_integer(kind) and pa.types.is_floating(values.type):
         return pc.round(values).cast(kind)
     return values.cast(kind)
-
-
-def column_names(schema: TableSchema, index: np.ndarray) -> list[str]:
-    return [schema.columns[i].name for i in index]
