@@ -160,3 +160,15 @@ def test_run_keeps_its_columns_and_reads_new_rows_through_them(tmp_path, people)
     pq.write_table(cut, tmp_path / "cut.parquet")
     with pytest.raises(DataError, match="lacks the column"):
         read_examples(str(tmp_path / "cut.parquet"), data_shape=run.config.model.data_shape, table=again.table())
+
+
+def test_numbers_come_back_with_the_inputs_decimal_places():
+    from vaekit.data.schema import decimal_places
+
+    assert decimal_places(np.array([1.25, 3.5, 10.0])) == 2 and decimal_places(np.array([3.0, 4.0])) == 0
+    assert decimal_places(np.random.default_rng(0).normal(size=50)) is None
+    c = Column("price", "numeric", "number")
+    c.fit_numbers(np.array([9.99, 12.50, 100.00, 7.25, 15.10]))
+    assert c.decimals == 2 and np.array_equal(
+        c.from_model(np.array([0.123456])), np.round(c.from_model(np.array([0.123456])), 2)
+    )

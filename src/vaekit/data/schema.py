@@ -130,6 +130,19 @@ def yeo_johnson_inverse(t: np.ndarray, lam: float) -> np.ndarray:
     return out
 
 
+MAX_DECIMALS = 6
+
+
+def decimal_places(v: np.ndarray) -> int | None:
+    """The fewest decimal places (at most MAX_DECIMALS) that write every value of v exactly
+    (a price column: 2), or None when more are needed (measurements)."""
+    for d in range(MAX_DECIMALS + 1):
+        scaled = v * 10.0**d
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
+            return d
+    return None
+
+
 def prescales(v: np.ndarray) -> list[float]:
     """Units to measure v in before a power map: Yeo-Johnson is not scale-free (log1p(v / s) is
     near-linear where v << s), so the data choose among their spread, their typical size and
@@ -161,6 +174,7 @@ class Column:
     high: float = 0.0
     unit: str = ""  # timestamps: s, ms, us or ns
     missing_marks: list[str] = field(default_factory=list)  # numbers stored as text: texts meaning missing ("?")
+    decimals: int | None = None  # the numbers' decimal places, when they have few (written back alike)
 
     @property
     def head(self) -> str:
@@ -186,6 +200,7 @@ class Column:
         """Fit the transform to the observed values v (float64, no NaN)."""
         self.low, self.high = float(v.min()), float(v.max())
         self.integral = self.kind == "integer"
+        self.decimals = decimal_places(v) if self.kind == "numeric" else None
         self.transform, self.lam, self.prescale = "standard", 1.0, 1.0
         skew = abs(float(stats.skew(v))) if len(v) > 2 else 0.0
         if skew > SKEWED:
@@ -219,7 +234,9 @@ class Column:
         t = np.clip(t * 1.0, lo, hi) * self.scale + self.shift
         v = yeo_johnson_inverse(t, self.lam) * self.prescale if self.transform == "yeo-johnson" else t
         v = np.clip(v, self.low, self.high)
-        return np.round(v) if self.integral else v
+        if self.integral:
+            return np.round(v)
+        return v if self.decimals is None else np.round(v, self.decimals)
 
 
 # -- the schema ------------------------------------------------------------------------------------------------
