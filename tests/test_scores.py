@@ -171,8 +171,10 @@ def test_rank_normalise_is_the_normal_quantile_of_the_mid_rank_and_keeps_order_b
     beyond = rank_normalise(np.array([ref.max() + 1, ref.max() + 5, ref.max() + 50]), ref)
     assert z.max() < beyond[0] < beyond[1] < beyond[2]  # far stays far, in order
     assert np.allclose(np.diff(beyond) / np.array([4.0, 45.0]), np.diff(beyond)[0] / 4.0)  # a straight line
-    below = rank_normalise(np.array([ref.min() - 1, ref.min() - 100]), ref)
-    assert below[0] == below[1] == pytest.approx(norm.ppf(0.5 / 501))  # bounded below
+    inside_low = rank_normalise(np.array([ref.min(), np.sort(ref)[1]]), ref)
+    assert inside_low[0] < inside_low[1] < 0  # inside the range, a low score is typical
+    below = rank_normalise(np.array([ref.min() - 0.01, ref.min() - 1.0]), ref)
+    assert z.max() < below[0] < below[1]  # below anything seen is as atypical as above it
 
 
 def test_the_ensemble_averages_recon_nll_and_complexity_but_not_llr():
@@ -186,7 +188,7 @@ def test_the_ensemble_averages_recon_nll_and_complexity_but_not_llr():
     # an input the likelihood finds typical (a simple image) but complexity finds far beyond anything seen
     s = {
         "recon_error": np.array([0.0]),
-        "nelbo": np.array([-10.0]),
+        "nelbo": np.array([-1.0]),
         "complexity": np.array([30.0]),
         "llr": np.array([0.0]),
     }

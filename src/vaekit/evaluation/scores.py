@@ -44,7 +44,7 @@ LN2 = math.log(2.0)
 COMPRESSORS = ("png", "zlib")
 SCORE_NAMES = ("recon_error", "nelbo", "nll_iw", "complexity", "llr", "ensemble")
 ENSEMBLE = "ensemble"
-TAIL = 0.1  # rank_normalise continues the top 10% of the reference's quantile curve beyond its largest value
+TAIL = 0.1  # rank_normalise continues the outer 10% of the reference's quantile curve beyond its range
 SCORE_DESCRIPTIONS = {
     "recon_error": "squared reconstruction error from the posterior mean, summed over one example",
     "nelbo": "negative ELBO (recon + KL), nats per example",
@@ -128,9 +128,12 @@ def rank_normalise(s: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
     Inside the reference's range z = Phi^-1((below + equal / 2 + 1/2) / (M + 1)), counting the
     reference scores below and equal to s (on the reference itself: rank / (M + 1), so z is
-    roughly N(0, 1) whatever the score's units); below it z stays at its lowest value; above
-    its largest value the quantile curve of its top TAIL continues as a straight line, so that
-    scores beyond anything seen keep their order instead of tying."""
+    roughly N(0, 1) whatever the score's units). Outside it, on either side, s is unlike anything
+    in the reference: above its largest value z continues the quantile curve of its top TAIL as a
+    straight line (so scores beyond anything seen keep their order instead of tying); below its
+    smallest, z is as high as at the top, growing the same way with the distance. An input that a
+    likelihood finds more probable than every reference input is atypical too (the typicality
+    argument of Nalisnick et al. 2019): digits drawn in fonts are, under a model of Fashion-MNIST."""
     ref = np.sort(np.asarray(reference, dtype=np.float64))
     m = len(ref)
     if m == 0:
@@ -138,13 +141,22 @@ def rank_normalise(s: np.ndarray, reference: np.ndarray) -> np.ndarray:
     s = np.asarray(s, dtype=np.float64)
     rank = 0.5 * (np.searchsorted(ref, s, "left") + np.searchsorted(ref, s, "right"))
     z = ndtri((rank + 0.5) / (m + 1))
-    k = min(m - 1, int(np.floor((1 - TAIL) * m)))
-    z_top, z_k = ndtri((m + 0.5) / (m + 1)), ndtri((k + 1) / (m + 1))
-    spread = ref[-1] - ref[k]
-    slope = (z_top - z_k) / spread if spread > 0 else 1.0 / (np.std(ref) or 1.0)
-    above = s > ref[-1]
-    z[above] = z_top + slope * (s[above] - ref[-1])
+    z_top = ndtri((m + 0.5) / (m + 1))
+    above, below = s > ref[-1], s < ref[0]
+    z[above] = z_top + _tail_slope(ref[::-1]) * (s[above] - ref[-1])
+    z[below] = z_top + _tail_slope(ref) * (ref[0] - s[below])
     return z
+
+
+def _tail_slope(ordered: np.ndarray) -> float:
+    """How fast z changes per unit of score over the outer TAIL of sorted reference scores, the
+    extreme first: the quantile curve's slope there (1/spread for a degenerate tail)."""
+    m = len(ordered)
+    k = min(m - 1, int(np.ceil(TAIL * m)))
+    spread = abs(ordered[k] - ordered[0])
+    if spread == 0:
+        return 1.0 / (float(np.std(ordered)) or 1.0)
+    return float(ndtri((m + 0.5) / (m + 1)) - ndtri((m - k + 0.5) / (m + 1))) / spread
 
 
 def ensemble_members(names: list[str]) -> list[str]:
@@ -157,12 +169,13 @@ def ensemble_members(names: list[str]) -> list[str]:
 
 def ensemble_score(scores: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> np.ndarray:
     """The mean rank-normalised score of each example (rank_normalise against `reference`, the same
-    scores of in-distribution data) over ensemble_members: {name: (N,)} -> (N,). Each score's rank
-    is bounded below (at the lowest reference rank) but not above, so one score that finds an input
-    far beyond anything in the reference outweighs another that finds it unremarkable or even
-    typical: the likelihood catches noise that complexity calls simple, complexity catches simple
-    inputs the likelihood prefers, the reconstruction error semantic shifts. The mean (rather than
-    the largest) also adds up weaker evidence of several scores (BENCHMARKS.md)."""
+    scores of in-distribution data) over ensemble_members: {name: (N,)} -> (N,). Inside the
+    reference's range a score's z is at least Phi^-1(1/(M+1)); outside it z grows without bound,
+    so one score that finds an input far beyond anything in the reference outweighs another that
+    finds it unremarkable: the likelihood catches noise that complexity calls simple, complexity
+    and the likelihood's lower side catch simple inputs the likelihood prefers, the
+    reconstruction error semantic shifts. The mean (rather than the largest) also adds up weaker
+    evidence of several scores (BENCHMARKS.md)."""
     names = ensemble_members(list(scores))
     return np.mean([rank_normalise(scores[n], reference[n]) for n in names], axis=0)
 
