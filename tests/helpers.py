@@ -96,3 +96,22 @@ def torchrun_train(cwd: Path, *args: str, nproc: int = 2) -> subprocess.Complete
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     return done
+
+
+def write_people_csv(path: Path, n: int = 200, *, seed: int = 0, gaps: bool = True) -> Path:
+    """A small mixed-type table: an id, an integer with gaps, a skewed amount, a city (3 values),
+    a yes/no flag, a date, free text and a label column y; income follows age, so columns relate."""
+    rng = np.random.default_rng(seed)
+    lines = ["id,age,income,city,member,joined,notes,y"]
+    words = np.array(["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing"])
+    for i in range(n):
+        age = int(rng.integers(18, 80))
+        income = float(np.exp(8 + age / 20 + rng.normal(0, 0.5)))
+        city = str(rng.choice(["Oslo", "Bergen", "Tromso"], p=[0.5, 0.3, 0.2]))
+        member = "yes" if rng.random() < 0.3 + 0.4 * (city == "Oslo") else "no"
+        joined = f"20{rng.integers(10, 23)}-0{rng.integers(1, 10)}-1{rng.integers(0, 10)}"
+        notes = " ".join(rng.choice(words, 9))
+        cell = "" if gaps and rng.random() < 0.05 else str(age)
+        lines.append(f"{i},{cell},{income:.2f},{city},{member},{joined},{notes},{'ab'[int(age > 50)]}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

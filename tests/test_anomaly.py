@@ -12,7 +12,6 @@ from helpers import needs_fashion_mnist, run_cli
 import vaekit
 from vaekit.data import read_examples
 from vaekit.errors import VaekitError
-from vaekit.evaluation.scores import score_examples
 from vaekit.workflows import anomaly
 
 NEEDS_FASHION_MNIST = needs_fashion_mnist()
@@ -68,7 +67,8 @@ def test_thresholds_flag_the_asked_fraction_of_in_distribution_data(run):
     model = vaekit.load(run)
     val = vaekit.load_run(run).data().val
     thresholds = anomaly.calibrate(model, val, fpr=0.2)
-    s = score_examples(model, val.x)
+    s = anomaly.reference_scores(model, val)  # every score of the validation split, the ensemble too
+    assert set(thresholds) == set(s) == {"recon_error", "nelbo", "complexity", "ensemble"}
     for name, t in thresholds.items():
         assert np.mean(s[name] > t) == pytest.approx(0.2, abs=0.02), name
 
@@ -78,13 +78,13 @@ def test_score_writes_one_row_per_input_with_a_flag(run, capsys, tmp_path):
     assert code == 0, err
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert len(rows) == 180 and rows[0]["name"] == "test[0]"
-    assert set(rows[0]) == {"name", "label", "recon_error", "nelbo", "complexity", "llr", "flagged"}
+    assert set(rows[0]) == {"name", "label", "recon_error", "nelbo", "complexity", "llr", "ensemble", "flagged"}
     flagged = np.array([int(r["flagged"]) for r in rows])
-    llr = np.array([float(r["llr"]) for r in rows])
-    assert "flagged by llr" in out
+    ensemble = np.array([float(r["ensemble"]) for r in rows])
+    assert "flagged by ensemble" in out
     r = vaekit.load_run(run)
-    threshold = anomaly.calibrate(r.model, r.data().val, background=r.background().model)["llr"]
-    np.testing.assert_array_equal(flagged, llr > threshold)
+    threshold = anomaly.calibrate(r.model, r.data().val, background=r.background().model)["ensemble"]
+    np.testing.assert_array_equal(flagged, ensemble > threshold)
     assert 0 < flagged.sum() < 60
 
 
@@ -92,7 +92,7 @@ def test_score_evaluates_out_data_and_held_out_classes(run, noise_file, capsys, 
     code, out, err = run_cli(["score", run, "--out-data", noise_file, "--report", tmp_path / "ood", "-q"], capsys)
     assert code == 0, err
     m = json.loads((tmp_path / "ood" / "metrics.json").read_text())
-    assert set(m["scores"]) == {"recon_error", "nelbo", "complexity", "llr"}
+    assert set(m["scores"]) == {"recon_error", "nelbo", "complexity", "llr", "ensemble"}
     assert m["n_out"] == 40 and m["in_data"] == "digits:test"
     assert m["scores"]["nelbo"]["auroc"] > 0.9  # uniform noise is easy for the likelihood
     for f in ["roc.png", "histograms.png", "scores.csv", "report.md"]:

@@ -132,7 +132,9 @@ def test_bad_data_errors(tmp_path, capsys):
         (tmp_path / "wide.npy", "has values in [-2, 2], which cannot be Bernoulli probabilities"),
     ]
     for data, message in cases:
-        extra = ["--likelihood", "bernoulli"] if "wide" in str(data) else []
+        extra = (
+            ["--likelihood", "bernoulli"] if "wide" in str(data) else ["--matrix", "raw"] if "nan" in str(data) else []
+        )
         code, _, err = run_cli(["train", "--data", data, "--out", tmp_path / "o", "--epochs", "1", *extra], capsys)
         assert code == 2 and message in err, err
     (tmp_path / "notrun").mkdir()

@@ -145,7 +145,7 @@ def test_dynamically_binarized_run_gets_bits_per_dim_on_a_fixed_binarization(tmp
 def test_vectors_get_mse_but_no_image_metrics(tmp_path, capsys):
     x = np.random.default_rng(0).random((80, 4)).astype(np.float32)
     np.savez(tmp_path / "vectors.npz", x=x, y=np.arange(80) % 2)
-    vaekit.train(str(tmp_path / "vectors.npz"), out=tmp_path / "v", **{**TINY, "epochs": 1})
+    vaekit.train(str(tmp_path / "vectors.npz"), out=tmp_path / "v", matrix="raw", **{**TINY, "epochs": 1})
     code, out, err = run_cli(["evaluate", tmp_path / "v", "-k", 4, "-q"], capsys)
     assert code == 0, err
     res = json.loads((tmp_path / "v" / "evaluation.json").read_text())

@@ -94,8 +94,10 @@ def test_npz_arrays_with_labels_and_layouts(tmp_path):
     assert d.shape == [3, 5, 6] and d.class_names == ["3", "7"]
     assert set(d.split("all").y.tolist()) == {0, 1}
     np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(30, 7)))
-    v = load_data(DataConfig(source=str(tmp_path / "v.npy")))
+    v = load_data(DataConfig(source=str(tmp_path / "v.npy"), matrix="raw"))
     assert v.shape == [7] and not v.is_image
+    table = load_data(DataConfig(source=str(tmp_path / "v.npy")))  # by default a matrix is a table
+    assert table.table is not None and table.shape == [14]  # a value and a presence flag per column
     np.save(tmp_path / "u8.npy", np.full((20, 4, 4), 255, dtype=np.uint8))
     assert float(load_data(DataConfig(source=str(tmp_path / "u8.npy"))).train.x.max()) == 1.0
 
@@ -114,8 +116,8 @@ def test_npz_arrays_with_labels_and_layouts(tmp_path):
 )
 def test_bad_arrays(tmp_path, arr, message):
     np.save(tmp_path / "bad.npy", arr)
-    with pytest.raises(DataError, match=message):
-        load_data(DataConfig(source=str(tmp_path / "bad.npy")))
+    with pytest.raises(DataError, match=message):  # as plain vectors (as a table, NaN is a missing cell)
+        load_data(DataConfig(source=str(tmp_path / "bad.npy"), matrix="raw"))
 
 
 def test_labels_must_match_examples(tmp_path):

@@ -158,3 +158,40 @@ def test_importance_sampled_nll_approaches_log_p_by_quadrature_and_drives_the_co
     se = nelbo.std(0) / math.sqrt(1000)
     assert np.all(nelbo.mean(0) > nll_quad.numpy() - 3 * se)  # the negative ELBO bounds the NLL from above
     assert s["complexity"] == pytest.approx(s["nll_iw"] - code_length(x).numpy(), rel=1e-9)
+
+
+def test_rank_normalise_is_the_normal_quantile_of_the_mid_rank_and_keeps_order_beyond_the_reference():
+    from scipy.stats import norm, rankdata
+
+    from vaekit.evaluation.scores import rank_normalise
+
+    ref = np.random.default_rng(0).gamma(2.0, size=500)
+    z = rank_normalise(ref, ref)  # on the reference itself: Phi^-1 of rank / (M + 1), ranks 1..M
+    np.testing.assert_allclose(z, norm.ppf(rankdata(ref) / 501), rtol=1e-12)
+    beyond = rank_normalise(np.array([ref.max() + 1, ref.max() + 5, ref.max() + 50]), ref)
+    assert z.max() < beyond[0] < beyond[1] < beyond[2]  # far stays far, in order
+    assert np.allclose(np.diff(beyond) / np.array([4.0, 45.0]), np.diff(beyond)[0] / 4.0)  # a straight line
+    inside_low = rank_normalise(np.array([ref.min(), np.sort(ref)[1]]), ref)
+    assert inside_low[0] < inside_low[1] < 0  # inside the range, a low score is typical
+    below = rank_normalise(np.array([ref.min() - 0.01, ref.min() - 1.0]), ref)
+    assert z.max() < below[0] < below[1]  # below anything seen is as atypical as above it
+
+
+def test_the_ensemble_averages_recon_nll_and_complexity_but_not_llr():
+    from vaekit.evaluation.scores import ensemble_members, ensemble_score, rank_normalise
+
+    rng = np.random.default_rng(1)
+    names = ["recon_error", "nelbo", "complexity", "llr"]
+    ref = {n: rng.normal(size=300) for n in names}
+    assert ensemble_members(names) == ["recon_error", "nelbo", "complexity"]
+    assert ensemble_members([*names, "nll_iw"]) == ["recon_error", "nll_iw", "complexity"]
+    # an input the likelihood finds typical (a simple image) but complexity finds far beyond anything seen
+    s = {
+        "recon_error": np.array([0.0]),
+        "nelbo": np.array([-1.0]),
+        "complexity": np.array([30.0]),
+        "llr": np.array([0.0]),
+    }
+    expected = np.mean([rank_normalise(s[n], ref[n]) for n in ("recon_error", "nelbo", "complexity")], 0)
+    got = ensemble_score(s, ref)
+    assert got == pytest.approx(expected) and got[0] > np.quantile(ensemble_score(ref, ref), 0.99)

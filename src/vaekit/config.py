@@ -285,7 +285,14 @@ def validate_fields(obj: Any) -> None:
 
 # -- the settings ---------------------------------------------------------------------------------------------
 
-LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "discretized-logistic", "discretized-gaussian")  # vaekit.core.likelihoods
+LIKELIHOOD_NAMES = (  # vaekit.core.likelihoods
+    "bernoulli",
+    "gaussian",
+    "discretized-logistic",
+    "discretized-gaussian",
+    "tabular",
+)
+MATRIX_MODES = ("table", "raw")
 ARCHES = ("auto", "mlp", "conv")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -321,8 +328,8 @@ class ModelConfig:
         "bernoulli",
         choices=LIKELIHOOD_NAMES,
         help="p(x|z): bernoulli, gaussian, discretized-logistic or discretized-gaussian "
-        "(8-bit data: gives NLL in bits/dim).",
-        default_text="bernoulli for data in [0, 1], else gaussian",
+        "(8-bit data: gives NLL in bits/dim), or tabular (one head per table column).",
+        default_text="tabular for tables; bernoulli for data in [0, 1], else gaussian",
     )
     sigma: float = setting(0.1, help="Gaussian likelihood: fixed sigma, or initial sigma when learned.", check=positive)
     learn_sigma: str = setting(
@@ -337,9 +344,15 @@ class ModelConfig:
     num_classes: int = setting(
         0, cli=False, check=at_least(0), help="> 0: encoder and decoder are conditioned on a one-hot label."
     )
+    heads: list[str] | None = setting(
+        cli=False,
+        help="Tabular likelihood: one head per table column, in order (gaussian, bernoulli, categorical:K).",
+    )
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        if (self.likelihood == "tabular") != bool(self.heads):
+            raise VaekitError("the tabular likelihood is for tables (CSV, TSV, Parquet or a 2-D matrix), and only it")
         if len(self.data_shape) not in (1, 3):
             raise VaekitError(f"data_shape must be (C, H, W) or (D,), not {tuple(self.data_shape)}")
         if not self.hidden:
@@ -433,7 +446,8 @@ class DataConfig:
     source: str = setting(
         "digits",
         flag="--data",
-        help="Built-in dataset (digits, fashion-mnist), image folder, IDX folder, or .npy/.npz file.",
+        help="Built-in dataset (digits, fashion-mnist), image folder, IDX folder, .npy/.npz file, "
+        "or a table (.csv, .tsv, .parquet).",
     )
     image_size: int | None = setting(
         help="Resize and centre-crop folder images to N x N.",
@@ -452,9 +466,42 @@ class DataConfig:
         flag="--exclude-label",
         help="Drop these classes (comma-separated) from training and validation; the test split keeps them.",
     )
+    categorical: list[str] | None = setting(
+        help="Table columns (comma-separated) to model as categories, whatever their values look like.",
+        default_text="inferred: text with few distinct values",
+    )
+    numeric: list[str] | None = setting(
+        help="Table columns (comma-separated) to model as numbers.",
+        default_text="inferred: numbers with more than two distinct values",
+    )
+    ignore: list[str] | None = setting(
+        help="Table columns (comma-separated) to leave out.",
+        default_text="identifier-like, free-text, empty and constant columns",
+    )
+    label: str | None = setting(
+        help="Table column of class labels: not a feature; the classes of --conditional and of anomaly reports.",
+    )
+    matrix: str = setting(
+        "table",
+        choices=MATRIX_MODES,
+        help="A 2-D .npy/.npz matrix: table (typed, transformed columns, the tabular likelihood) or raw "
+        "(one vector of floats for --likelihood gaussian or bernoulli).",
+        default_text="table; raw when --likelihood names another likelihood",
+    )
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        named = [n for names in (self.categorical, self.numeric, self.ignore) for n in names or []]
+        twice = sorted({n for n in named if named.count(n) > 1} | ({self.label} & set(named)))
+        if twice:
+            raise VaekitError(
+                f"column {twice[0]!r} is named by more than one of --categorical, --numeric, --ignore and --label"
+            )
+
+    @property
+    def column_options(self) -> dict[str, list[str]]:
+        """The column overrides a table is read with, by kind."""
+        return {"categorical": self.categorical or [], "numeric": self.numeric or [], "ignore": self.ignore or []}
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}

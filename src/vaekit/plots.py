@@ -158,3 +158,100 @@ def latent_bars(
         ax.legend(fontsize=8)
     ax.set(title=title, ylabel=ylabel)
     return save_figure(fig, path)
+
+
+# -- tables ------------------------------------------------------------------------------------------------
+
+MAX_TABLE_PANELS = 16  # columns drawn per figure (the first ones)
+MAX_BARS = 12  # categories drawn per column (the most frequent in the first set)
+
+
+def _grid(n: int, size: float = 3.0):
+    cols = min(4, max(1, n))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, 0.8 * size * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def column_distributions(
+    columns: Sequence[tuple[str, str, Sequence, Sequence]], path: str | Path, *, labels: tuple[str, str]
+) -> Path:
+    """One panel per table column comparing two sets of its values (e.g. real vs synthetic):
+    columns = [(name, "number" or "category", values a, values b)]; numbers as overlaid density
+    histograms on shared bins, categories as paired frequency bars."""
+    columns = list(columns)[:MAX_TABLE_PANELS]
+    fig, axes = _grid(len(columns))
+    for ax, (name, kind, a, b) in zip(axes, columns):
+        if kind == "number":
+            a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+            both = np.concatenate([a, b])
+            bins = np.histogram_bin_edges(both[np.isfinite(both)], bins=30)
+            ax.hist(a, bins=bins, density=True, alpha=0.55, label=labels[0])
+            ax.hist(b, bins=bins, density=True, alpha=0.55, label=labels[1])
+        else:
+            values, counts = np.unique(np.asarray(a, dtype=str), return_counts=True)
+            keep = values[np.argsort(-counts)][:MAX_BARS]
+            pos = np.arange(len(keep))
+            ax.bar(pos - 0.2, _frequencies(a, keep), width=0.4, label=labels[0])
+            ax.bar(pos + 0.2, _frequencies(b, keep), width=0.4, label=labels[1])
+            ax.set_xticks(pos, [str(k)[:10] for k in keep], rotation=45, ha="right", fontsize=7)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def _frequencies(values: Sequence, keep: np.ndarray) -> list[float]:
+    v = np.asarray(values, dtype=str)
+    return [float(np.mean(v == k)) if len(v) else 0.0 for k in keep]
+
+
+def column_reconstructions(columns: Sequence[tuple[str, str, Sequence, Sequence]], path: str | Path) -> Path:
+    """One panel per table column: its values against their reconstructions; numbers as a
+    scatter around the diagonal, categories as a confusion matrix (rows: the data)."""
+    columns = list(columns)[:MAX_TABLE_PANELS]
+    fig, axes = _grid(len(columns))
+    for ax, (name, kind, a, b) in zip(axes, columns):
+        if kind == "number":
+            a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+            ax.scatter(a, b, s=3, alpha=0.5)
+            lo, hi = np.nanmin(a), np.nanmax(a)
+            ax.plot([lo, hi], [lo, hi], color="tab:red", lw=1)
+            ax.set(xlabel="data", ylabel="reconstruction")
+            ax.set_title(name, fontsize=9)
+        else:
+            a, b = np.asarray(a, dtype=str), np.asarray(b, dtype=str)
+            keep = list(np.unique(a))[:MAX_BARS]
+            m = np.array([[np.sum((a == r) & (b == c)) for c in keep] for r in keep], dtype=np.float64)
+            ax.imshow(m / np.maximum(m.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+            ax.set_xticks(range(len(keep)), [k[:8] for k in keep], rotation=45, ha="right", fontsize=6)
+            ax.set_yticks(range(len(keep)), [k[:8] for k in keep], fontsize=6)
+            ax.set_title(f"{name}: {float(np.mean(a == b)):.0%} the same", fontsize=9)
+        ax.tick_params(labelsize=7)
+    return save_figure(fig, path)
+
+
+def correlation_heatmaps(
+    names: Sequence[str], a: np.ndarray, b: np.ndarray, path: str | Path, *, titles: tuple[str, str]
+) -> Path:
+    """Two correlation matrices (k, k) side by side on the same scale [-1, 1]."""
+    k = len(names)
+    size = min(12.0, 2.5 + 0.35 * k)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
+    for ax, m, title in zip(axes, (a, b), titles):
+        im = ax.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_xticks(range(k), [n[:12] for n in names], rotation=90, fontsize=7)
+        ax.set_yticks(range(k), [n[:12] for n in names], fontsize=7)
+        ax.set_title(title)
+    fig.colorbar(im, ax=list(axes), shrink=0.7)
+    return atomic_write(path, _figure_bytes_untight(fig))
+
+
+def _figure_bytes_untight(fig) -> bytes:
+    """A figure with a colorbar shared by several axes (tight_layout would warn about it)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

@@ -47,5 +47,5 @@ def vector_run(tmp_path_factory):
     rng = np.random.default_rng(0)
     np.save(root / "features.npy", rng.normal(size=(200, 6)).astype(np.float32))
     path = root / "vectors"
-    _train(path, data=str(root / "features.npy"), epochs=1, latent_dim=1, hidden=[16])
+    _train(path, data=str(root / "features.npy"), matrix="raw", epochs=1, latent_dim=1, hidden=[16])
     return path

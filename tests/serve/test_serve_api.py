@@ -87,7 +87,7 @@ def test_info(client, explorer):
     assert kls == sorted(kls, reverse=True) and sorted(d["index"] for d in info["dims"]) == [0, 1, 2, 3]
     assert info["plane"]["method"] == "pca" and len(info["plane"]["axes"]) == 2
     assert info["class_names"][:3] == ["0", "1", "2"] and info["conditional"] is False
-    assert info["score"]["units"] == "nats/example"
+    assert info["score"]["key"] == "ensemble" and info["score"]["units"] == "normal quantile"
 
 
 def test_run(client, digits_run):
@@ -162,8 +162,8 @@ def test_upload_a_test_image(client, explorer):
     np.testing.assert_allclose(png_pixels(body["image"]), x, atol=1 / 255)
     mu = explorer.model.encode(explorer.test.x[11:12]).mu[0].detach().numpy()
     np.testing.assert_allclose(body["mu"], mu, atol=0.05)  # the PNG rounds pixels to 1/255
-    # no background model and a Bernoulli likelihood: the trusted score is the importance-sampled NLL
-    assert body["score"]["key"] == "nll_iw" and body["score"]["value"] > 0
+    # validation data to rank against: the ensemble (the mean rank-normalised score)
+    assert body["score"]["key"] == "ensemble" and body["score"]["threshold"] is not None
     assert body["score"]["flagged"] == (body["score"]["value"] > body["score"]["threshold"])
     assert len(body["std"]) == 4 and all(s > 0 for s in body["std"])
 

@@ -9,7 +9,7 @@ import torch
 from fastapi.testclient import TestClient
 
 import vaekit
-from vaekit.evaluation.scores import score_examples
+from vaekit.evaluation.scores import score_examples, with_ensemble
 from vaekit.serve.app import create_app
 from vaekit.serve.explorer import Explorer
 from vaekit.serve.scoring import Scorer, anomaly_score
@@ -24,19 +24,19 @@ def run_with_background(digits_run, tmp_path_factory):
     return path
 
 
-def test_likelihood_ratio_with_its_validation_threshold_when_there_is_a_background(run_with_background):
+def test_the_ensemble_with_its_validation_threshold_when_there_is_a_background(run_with_background):
     ex = Explorer.from_run(run_with_background, score_reference=40)
     model, sc = ex.model, ex.scorer
-    assert sc.name == "llr" and sc.background is not None and sc.fpr == 0.05
+    assert sc.name == "ensemble" and sc.background is not None and sc.fpr == 0.05
     run = vaekit.load_run(run_with_background)
     bg = run.background().model
     val = run.data().val
     settings = anomaly.ScoreSettings(iw_samples=4)
-    assert sc.threshold == pytest.approx(anomaly.calibrate(model, val, background=bg, settings=settings)["llr"])
-    s_val = score_examples(model, val.x, background=bg, iw_samples=4)["llr"]
-    assert 0.0 < np.mean(s_val > sc.threshold) <= 0.05 + 1 / len(val)  # flags about 5% of validation images
+    ref = anomaly.reference_scores(model, val, background=bg, settings=settings)
+    assert sc.threshold == pytest.approx(anomaly.calibrate(model, val, background=bg, settings=settings)["ensemble"])
+    assert 0.0 < np.mean(ref["ensemble"] > sc.threshold) <= 0.05 + 1 / len(val)  # flags about 5% of validation images
     x = ex.test.x[:7]
-    expected = score_examples(model, x, background=bg, iw_samples=4, seed=0)["llr"]
+    expected = with_ensemble(score_examples(model, x, background=bg, iw_samples=4, seed=0), ref)["ensemble"]
     np.testing.assert_allclose(sc(x).numpy(), expected, rtol=1e-5, atol=1e-4)
     # an image far from the data (a white square) is flagged; the page reports it
     white = torch.ones(1, 8, 8)
@@ -44,15 +44,16 @@ def test_likelihood_ratio_with_its_validation_threshold_when_there_is_a_backgrou
     assert a.flagged is True and a.score > sc.threshold
     client = TestClient(create_app(ex))
     info = client.get("/api/info").json()["score"]
-    assert info["key"] == "llr" and info["threshold"] == pytest.approx(sc.threshold)
+    assert info["key"] == "ensemble" and info["threshold"] == pytest.approx(sc.threshold)
     r = client.get("/api/test/3").json()["score"]
-    assert r["key"] == "llr" and r["flagged"] == (r["value"] > r["threshold"])
+    assert r["key"] == "ensemble" and r["flagged"] == (r["value"] > r["threshold"])
     assert "validation" in r["help"]
 
 
 def test_without_background_the_choice_follows_the_likelihood(digits_run, tmp_path):
     bern = vaekit.load(digits_run)
-    # a Bernoulli NLL is no code length of 8-bit pixels, so the complexity correction is not trusted
+    # without validation data there is nothing to rank against: no ensemble; and a Bernoulli NLL
+    # is no code length of 8-bit pixels, so the complexity correction is not trusted alone
     assert Scorer.for_model(bern).name == "nll_iw"
     assert Scorer.for_model(bern, samples=1).name == "nelbo"
     assert Scorer.for_model(bern).threshold is None
@@ -68,8 +69,9 @@ def test_without_background_the_choice_follows_the_likelihood(digits_run, tmp_pa
         figures=False,
     )
     disc = disc_run.model
-    sc = Scorer.for_model(disc, val=disc_run.data().val)
-    assert sc.name == "complexity" and sc.threshold is not None
+    assert Scorer.for_model(disc, val=disc_run.data().val).name == "ensemble"
+    sc = Scorer.for_model(disc)
+    assert sc.name == "complexity" and sc.threshold is None
     x = disc_run.data().test.x[:5]
     np.testing.assert_allclose(sc(x).numpy(), score_examples(disc, x, iw_samples=4)["complexity"], rtol=1e-5)
     background = anomaly.fit_background(disc_run.path, epochs=1, progress=False)

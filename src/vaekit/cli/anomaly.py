@@ -8,7 +8,6 @@ from typing import Any, Optional
 import typer
 
 from ..config import Corruption, TrainConfig, structured
-from ..data import read_examples
 from ..errors import VaekitError
 from ..evaluation.ood import format_table
 from ..evaluation.scores import COMPRESSORS, SCORE_DESCRIPTIONS, available_scores, check_scorable
@@ -20,7 +19,7 @@ from .options import config_options, int_list
 
 RUN_ARG = typer.Argument(..., help="A run folder written by `vaekit train`.", show_default=False)
 BACKGROUND_OPTIONS = ("epochs", "time_limit", "device", "precision", "log")  # how long and where; the rest is the run's
-SPEC = "a folder of images, an image, SOURCE:SPLIT (e.g. fashion-mnist:test), or an .npy/.npz file"
+SPEC = "a folder of images, an image, SOURCE:SPLIT (e.g. fashion-mnist:test), an .npy/.npz file, or a table"
 
 
 @app.command()
@@ -54,7 +53,7 @@ def score(
     compressor: str = typer.Option("png", help=f"Code length for the complexity score: {' or '.join(COMPRESSORS)}."),
     flag_by: Optional[str] = typer.Option(
         None,
-        help=f"Score that flags anomalies: {', '.join(SCORE_DESCRIPTIONS)}. (default: complexity with a discretized likelihood, else llr, else nll_iw/nelbo)",
+        help=f"Score that flags anomalies: {', '.join(SCORE_DESCRIPTIONS)}. (default: ensemble, the mean rank-normalised score of recon_error, the NLL and complexity; recon_error for an AE)",
         show_default=False,
     ),
     fpr: float = typer.Option(0.05, help="Fraction of the run's validation split the threshold flags."),
@@ -93,13 +92,17 @@ def score(
     model = r.model
     check_scorable(model)
     settings = anomaly.ScoreSettings(iw_samples=iw_samples, compressor=compressor, batch_size=batch_size, seed=seed)
-    anomaly.pick_score(available_scores(model, iw_samples=iw_samples, background=True), flag_by, model=model)
+    anomaly.pick_score(
+        available_scores(model, iw_samples=iw_samples, background=True, ensemble=True), flag_by, model=model
+    )
     bg = r.background() if background else None
-    like, shape = r.config.data, model.data_shape
+    like = r.config.data
     progress = not quiet
 
     if not evaluating:
-        ex = read_examples(data, data_shape=shape, like=like).limit(max_examples, seed=seed)
+        ex = r.examples(data).limit(max_examples, seed=seed)
+        for note in ex.notes:
+            typer.echo(f"note: {note}")
         result = anomaly.score_data(
             r, ex, background=bg, settings=settings, flag_by=flag_by, fpr=fpr, progress=progress
         )
@@ -114,7 +117,7 @@ def score(
         typer.echo(f"wrote {path}")
         return
 
-    in_ex = read_examples(in_data or f"{like.source}:test", data_shape=shape, like=like)
+    in_ex = r.examples(in_data or f"{like.source}:test")
     labels = int_list(anomaly_label, "--anomaly-label")
     if labels is None and out_data is None and in_ex.y is not None and like.exclude_labels:
         labels = list(like.exclude_labels)
@@ -122,7 +125,7 @@ def score(
     held = None
     if labels:
         in_ex, held = anomaly.split_by_labels(in_ex, labels)
-    out_ex = read_examples(out_data, data_shape=shape, like=like) if out_data is not None else None
+    out_ex = r.examples(out_data) if out_data is not None else None
     if held is not None:
         out_ex = held if out_ex is None else held.concat(out_ex)
     if out_ex is None:

@@ -1,4 +1,5 @@
-"""Commands that use a trained run: sample, reconstruct, interpolate, traverse, encode."""
+"""Commands that use a trained run: sample, reconstruct, interpolate, traverse, encode. A run
+trained on a table samples, reconstructs and encodes to tables (.csv, .tsv, .parquet)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,33 @@ from .. import plots
 from ..atomic import atomic_write
 from ..core import sampling
 from ..core.model import VAE
-from ..data import load_image
+from ..data import load_image, write_table
+from ..data.tables import TABLE_SUFFIXES
 from ..errors import VaekitError
 from ..runs import load_run
+from ..workflows import tables
 from ..workflows.pictures import reconstruction_grid
 from . import app
 from .options import int_list
 
 RUN_ARG = typer.Argument(..., help="A run folder written by `vaekit train`.", show_default=False)
+
+
+def table_path(out: Path) -> Path:
+    """--out of a command that writes a table: refuse another extension or a folder, before any work."""
+    if out.suffix.lower() not in TABLE_SUFFIXES:
+        raise VaekitError(f"--out {out} must name a .csv, .tsv or .parquet file")
+    if out.is_dir():
+        raise VaekitError(f"--out {out} is a folder; give the path of the table to write")
+    return out
+
+
+def output_path(run, out: Path | None, name: str) -> Path:
+    """--out checked for the run's kind of data: a table for a table run, a PNG otherwise
+    (default: NAME.csv or NAME.png)."""
+    if run.table() is not None:
+        return table_path(out or Path(f"{name}.csv"))
+    return png_path(out or Path(f"{name}.png"))
 
 
 def png_path(out: Path) -> Path:
@@ -47,13 +67,25 @@ def sample(
         help="Draw z from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
         show_default=False,
     ),
-    out: Path = typer.Option(Path("samples.png"), help="PNG to write."),
+    out: Optional[Path] = typer.Option(
+        None,
+        help="PNG to write; for a table run a .csv, .tsv or .parquet. (default: samples.png / samples.csv)",
+        show_default=False,
+    ),
 ) -> None:
-    """Decode codes z drawn from the prior (N(0, I), or a prior fitted with `vaekit fit-prior`) into new examples."""
-    png_path(out)
+    """Decode codes z drawn from the prior (N(0, I), or a prior fitted with `vaekit fit-prior`) into new
+    examples; for a table run, new rows with every cell drawn from the model, in the input's columns."""
     r = load_run(run)
+    out = output_path(r, out, "samples")
     p = r.prior(prior)
     y = None if label is None else r.class_index(label)
+    if r.table() is not None:
+        rows = tables.sample_rows(r, n, seed=seed, temperature=temperature, prior=p, label=y)
+        typer.echo(
+            f"wrote {write_table(rows, out)}  ({n} rows x {rows.num_columns} columns, prior {p.kind}, "
+            f"temperature {temperature})"
+        )
+        return
     x = sampling.sample(r.model, n, temperature=temperature, y=y, seed=seed, prior=p)
     typer.echo(f"wrote {plots.save_grid(out, x)}  ({n} samples, prior {p.kind}, temperature {temperature})")
 
@@ -61,15 +93,35 @@ def sample(
 @app.command()
 def reconstruct(
     run: Path = RUN_ARG,
-    n: int = typer.Option(16, "-n", "--n", help="How many examples."),
+    n: Optional[int] = typer.Option(
+        None,
+        "-n",
+        "--n",
+        help="How many examples. (default: 16 images; every row of a table's split)",
+        show_default=False,
+    ),
     split: str = typer.Option("test", help="train, val or test."),
-    out: Path = typer.Option(Path("reconstructions.png"), help="PNG to write: originals above reconstructions."),
+    out: Optional[Path] = typer.Option(
+        None,
+        help="PNG to write: originals above reconstructions; for a table run a .csv, .tsv or .parquet of the "
+        "reconstructed rows. (default: reconstructions.png / reconstructions.csv)",
+        show_default=False,
+    ),
 ) -> None:
     """Encode examples to their posterior mean and decode them again."""
-    png_path(out)
-    if n < 1:
-        raise VaekitError("-n must be at least 1")
     r = load_run(run)
+    out = output_path(r, out, "reconstructions")
+    if n is not None and n < 1:
+        raise VaekitError("-n must be at least 1")
+    if r.table() is not None:
+        data = r.data().split(split)
+        data = data if n is None else data.subset(torch.arange(min(n, len(data))))
+        rows = tables.reconstruct_rows(r, data)
+        typer.echo(
+            f"wrote {write_table(rows, out)}  ({rows.num_rows} {split} rows, decoded from their posterior means)"
+        )
+        return
+    n = 16 if n is None else n
     grid, per_row = reconstruction_grid(r.model, r.data().split(split), n)
     typer.echo(f"wrote {plots.save_grid(out, grid, nrow=per_row)}  (originals above reconstructions)")
 
@@ -148,14 +200,22 @@ def encode(
     run: Path = RUN_ARG,
     split: str = typer.Option("all", help="train, val, test, or all (with a `split` array naming each row's split)."),
     out: Path = typer.Option(
-        Path("latents.npz"), help=".npz to write: mu, logvar (N, latent_dim), labels y when present."
+        Path("latents.npz"),
+        help=".npz to write: mu, logvar (N, latent_dim), labels y when present; or a table (.csv, .tsv, .parquet) "
+        "with the columns split, row, [y], mu_0.., logvar_0..",
     ),
 ) -> None:
     """Posterior mean and log-variance of every example."""
+    if out.suffix.lower() != ".npz":
+        table_path(out)
     r = load_run(run)
     model, splits = r.model, r.data()
     names = ["train", "val", "test"] if split == "all" else [split]
     parts = [(name, sampling.encode_dataset(model, splits.split(name))) for name in names]
+    if out.suffix.lower() in TABLE_SUFFIXES:
+        codes = tables.codes_table(parts)
+        typer.echo(f"wrote {write_table(codes, out)}  ({codes.num_rows} examples x {model.latent_dim} dims)")
+        return
     arrays = {k: torch.cat([p[k] for _, p in parts]).numpy() for k in parts[0][1]}
     arrays["split"] = np.concatenate([np.full(len(p["mu"]), name) for name, p in parts])
     buf = io.BytesIO()

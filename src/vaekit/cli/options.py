@@ -36,6 +36,16 @@ def int_list(text: str | None, what: str) -> list[int] | None:
         raise VaekitError(f"{what} must be comma-separated integers such as 32,64, not {text!r}") from None
 
 
+def name_list(text: str | None, what: str) -> list[str] | None:
+    """ "a, b" -> ["a", "b"]."""
+    if text is None:
+        return None
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise VaekitError(f"{what} needs at least one name")
+    return names
+
+
 def _cli_type(kind: Any) -> Any:
     """The type typer parses an option as: numbers and flags natively, the rest as text."""
     return kind if kind in (int, float, bool) else str
@@ -47,6 +57,8 @@ def _parser(f: dataclasses.Field, kind: Any) -> Callable[[Any], Any]:
     if kind in STRUCTURED:
         return lambda text: structured(text, kind, where)
     if getattr(kind, "__origin__", None) is list:
+        if typing.get_args(kind) == (str,):
+            return lambda text: name_list(text, where)
         return lambda text: int_list(text, where)
     return lambda value: value
 

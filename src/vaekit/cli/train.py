@@ -22,7 +22,8 @@ RUN = "Run folder"
 def train_command(
     data: Optional[str] = typer.Option(
         None,
-        help=f"Built-in dataset (digits, fashion-mnist), image folder, IDX folder, or .npy/.npz file. (default: {DataConfig.source})",
+        help="Built-in dataset (digits, fashion-mnist), image folder, IDX folder, .npy/.npz file, or a table "
+        f"(.csv, .tsv, .parquet). (default: {DataConfig.source})",
         rich_help_panel="Data",
         show_default=False,
     ),
@@ -71,9 +72,18 @@ def train_command(
         conditional=conditional,
         overwrite=overwrite,
         progress=not quiet,
+        describe=None if quiet else describe_columns,
         **options,
     )
     summary(run)
+
+
+def describe_columns(lines: list[str]) -> None:
+    """What each column of a table became (override with --categorical, --numeric, --ignore, --label)."""
+    if is_main_process():
+        typer.echo("columns (change with --categorical, --numeric, --ignore, --label):")
+        for line in lines:
+            typer.echo(f"  {line}")
 
 
 def summary(run: Run) -> None:

@@ -15,6 +15,7 @@ from torch.distributions import Bernoulli, Distribution, Independent, Normal
 from torch.nn import functional as F
 
 from ..errors import VaekitError
+from .tabular import TableLayout, TabularDistribution
 
 # A learned sigma lives in log space and is clamped so exp() can neither overflow nor
 # let the Gaussian collapse onto a training pixel (sigma >= 1e-3).
@@ -34,8 +35,17 @@ class Likelihood(nn.Module):
         super().__init__()
         self.data_shape = list(data_shape)
 
-    def forward(self, params: Tensor) -> Distribution:  # params (B, P, *data_shape)
+    def forward(self, params: Tensor) -> Distribution:  # params (B, *param_shape())
         raise NotImplementedError
+
+    def param_shape(self) -> list[int]:
+        """What the decoder emits per example: num_params values per data dimension."""
+        return [self.num_params, *self.data_shape]
+
+    def value_mask(self, x: Tensor) -> Tensor | None:
+        """(B, *data_shape) weights of the values a reconstruction error should compare, or None
+        for all of them (a table's missing cells and its presence flags are not values)."""
+        return None
 
     def mean(self, params: Tensor) -> Tensor:
         """E[x|z], (B, *data_shape): what we show as "the" decoded image."""
@@ -310,11 +320,46 @@ class DiscretizedGaussianLikelihood(DiscretizedLikelihood):
     law = DiscretizedGaussian
 
 
+# A learned per-column sigma of a table's transformed (unit-variance) numeric column: at least 1%
+# of its spread, so a column of few distinct values cannot make the likelihood unbounded.
+TABLE_SIGMA_MIN, TABLE_SIGMA_MAX, TABLE_SIGMA_INIT = 1e-2, 1e1, 0.5
+
+
+class TabularLikelihood(Likelihood):
+    """A table row: one head per column (vaekit.core.tabular): a Gaussian with a learned sigma
+    per column on a numeric column's transformed value, a Bernoulli on a boolean, a softmax over
+    a categorical's K values. Their log-probabilities are summed over the observed cells; a
+    missing cell (its presence flag 0) adds nothing. heads: ["gaussian", "categorical:3", ...]."""
+
+    name = "tabular"
+
+    def __init__(self, data_shape: list[int], heads: list[str]):
+        super().__init__(data_shape)
+        self.layout = TableLayout.parse(heads)
+        if [self.layout.data_dim] != list(data_shape):
+            raise VaekitError(f"a table with these columns has {self.layout.data_dim} values per row, not {data_shape}")
+        n = len(self.layout.gaussian)
+        self.log_sigma = nn.Parameter(torch.full((n,), math.log(TABLE_SIGMA_INIT)))
+
+    def param_shape(self) -> list[int]:
+        return [self.layout.num_params]
+
+    def sigma(self) -> Tensor:  # (n_gaussian,)
+        return self.log_sigma.clamp(math.log(TABLE_SIGMA_MIN), math.log(TABLE_SIGMA_MAX)).exp()
+
+    def forward(self, params: Tensor) -> Distribution:  # params (B, num_params)
+        return TabularDistribution(params, self.layout, self.sigma())
+
+    def value_mask(self, x: Tensor) -> Tensor:
+        return self.layout.value_mask(x)
+
+
 LIKELIHOODS: dict[str, type[Likelihood]] = {
     BernoulliLikelihood.name: BernoulliLikelihood,
     GaussianLikelihood.name: GaussianLikelihood,
     DiscretizedLogisticLikelihood.name: DiscretizedLogisticLikelihood,
     DiscretizedGaussianLikelihood.name: DiscretizedGaussianLikelihood,
+    TabularLikelihood.name: TabularLikelihood,
 }
 
 
@@ -325,4 +370,8 @@ def build_likelihood(config) -> Likelihood:
     kind = LIKELIHOODS[config.likelihood]
     if kind is GaussianLikelihood:
         return kind(config.data_shape, sigma=config.sigma, learn=config.learn_sigma)
+    if kind is TabularLikelihood:
+        if not config.heads:
+            raise VaekitError("the tabular likelihood needs a table's columns (heads), and this model has none")
+        return kind(config.data_shape, config.heads)
     return kind(config.data_shape)

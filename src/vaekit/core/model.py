@@ -52,7 +52,7 @@ class VAE(nn.Module):
     @classmethod
     def from_config(cls, config: ModelConfig) -> VAE:
         likelihood = build_likelihood(config)
-        encoder, decoder = build_networks(config, likelihood.num_params)
+        encoder, decoder = build_networks(config, likelihood.num_params, param_shape=likelihood.param_shape())
         return cls(encoder, decoder, likelihood, StandardNormal(config.latent_dim), config)
 
     # -- parts -------------------------------------------------------------------------------

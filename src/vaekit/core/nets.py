@@ -73,16 +73,25 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    def __init__(self, data_shape: list[int], hidden: list[int], latent_dim: int, num_params: int, cond_dim: int = 0):
+    def __init__(
+        self,
+        data_shape: list[int],
+        hidden: list[int],
+        latent_dim: int,
+        num_params: int,
+        cond_dim: int = 0,
+        out_shape: list[int] | None = None,
+    ):
         super().__init__()
-        self.out_shape = (num_params, *data_shape)
+        # what the likelihood takes per example: (P, *data_shape), or its own layout (a table's)
+        self.out_shape = tuple(out_shape) if out_shape is not None else (num_params, *data_shape)
         widths = list(reversed(hidden))
         self.body = _mlp([latent_dim + cond_dim, *widths])
         self.head = nn.Linear(widths[-1] if widths else latent_dim + cond_dim, math.prod(self.out_shape))
 
     def forward(self, z: Tensor, y_onehot: Tensor | None = None) -> Tensor:
         h = self.body(_with_label(z, y_onehot))
-        return self.head(h).view(z.shape[0], *self.out_shape)  # (B, P, *data_shape)
+        return self.head(h).view(z.shape[0], *self.out_shape)  # (B, P, *data_shape) or (B, *out_shape)
 
 
 class ConvEncoder(nn.Module):
@@ -128,8 +137,9 @@ class ConvDecoder(nn.Module):
         return out.view(z.shape[0], self.num_params, *self.data_shape)  # (B, P, C, H, W)
 
 
-def build_networks(config, num_params: int) -> tuple[nn.Module, nn.Module]:
-    """(encoder, decoder) for a ModelConfig; the encoder emits mu and logvar for a VAE, mu for an AE."""
+def build_networks(config, num_params: int, *, param_shape: list[int] | None = None) -> tuple[nn.Module, nn.Module]:
+    """(encoder, decoder) for a ModelConfig; the encoder emits mu and logvar for a VAE, mu for an AE.
+    param_shape: what the decoder emits per example when it is not (num_params, *data_shape)."""
     shape, latent = config.data_shape, config.latent_dim
     enc_out = 2 * latent if config.kind == "vae" else latent
     cond = config.num_classes
@@ -139,9 +149,11 @@ def build_networks(config, num_params: int) -> tuple[nn.Module, nn.Module]:
             raise VaekitError("the MLP needs at least one hidden layer (--hidden 512,256)")
         return (
             MLPEncoder(shape, config.hidden, enc_out, cond),
-            MLPDecoder(shape, config.hidden, latent, num_params, cond),
+            MLPDecoder(shape, config.hidden, latent, num_params, cond, out_shape=param_shape),
         )
     if arch == "conv":
+        if param_shape is not None and list(param_shape) != [num_params, *shape]:
+            raise VaekitError("the conv architecture decodes images; this likelihood needs --arch mlp")
         if len(shape) != 3:
             raise VaekitError(
                 f"the conv architecture needs images (C, H, W) but one example has shape {tuple(shape)}; use --arch mlp"

@@ -7,6 +7,7 @@ Embedding and interpolation use the posterior mean (docs/design.md).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -62,6 +63,23 @@ def sample(
     y = _labels(model, y, n)
     x = _images(model, z, y)
     return (x, z.cpu()) if return_z else x
+
+
+@in_eval_mode
+def draw(model, n: int, *, temperature: float = 1.0, y=None, seed: int = 0, prior=None) -> Tensor:
+    """n examples drawn from the model itself: z from the prior, then x ~ p(x|z), not its mean
+    (a table's categories drawn from their softmax, its numbers from their Gaussians) -> (n, *data_shape)."""
+    if n < 1:
+        raise VaekitError("the number of samples must be at least 1")
+    gen = torch.Generator().manual_seed(seed)
+    z = (prior or model.prior).sample(n, temperature=temperature, generator=gen, device=model.device)
+    y = _labels(model, y, n)
+    px = model.decode(z, None if y is None else y.to(model.device))
+    if "generator" in inspect.signature(px.sample).parameters:
+        return px.sample(generator=torch.Generator(device=model.device).manual_seed(seed + 1)).float().cpu()
+    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+        torch.manual_seed(seed + 1)
+        return px.sample().float().cpu()
 
 
 @in_eval_mode

@@ -4,6 +4,7 @@ datasets   Dataset, DataSplits: in-memory tensors and the train/val/test split
 loading    load_data(DataConfig): any source, validated and split the same way every time
 builtin    digits, fashion-mnist        idx     IDX files
 images     image files and folders      arrays  .npy / .npz
+tables     CSV / TSV / Parquet files and 2-D matrices, column kinds     schema  TableSchema
 examples   what a user hands a trained model (read_examples, load_split)
 corruption noise for denoising and the background model
 """
@@ -13,6 +14,8 @@ from .datasets import Dataset, DataSplits, RawData
 from .examples import Examples, load_split, read_examples, split_spec
 from .images import load_image
 from .loading import load_data
+from .schema import TableSchema
+from .tables import read_table, write_table
 
 __all__ = [
     "DataSplits",
@@ -25,4 +28,7 @@ __all__ = [
     "load_split",
     "read_examples",
     "split_spec",
+    "TableSchema",
+    "read_table",
+    "write_table",
 ]

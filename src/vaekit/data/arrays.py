@@ -39,13 +39,24 @@ def _pick_members(loaded, path: Path) -> RawData:
     return RawData(x, pick("y", "y_train", "labels", "targets"), pick("x_test"), pick("y_test"), name=path.stem)
 
 
-def as_examples(arr: np.ndarray, where: str) -> tuple[np.ndarray, bool]:
-    """Array (N, ...) -> (float32 (N, C, H, W) or (N, D), is_image). Raises DataError."""
-    arr = np.asarray(arr)
+def check_numbers(arr: np.ndarray, where: str) -> np.ndarray:
+    """arr itself when it holds real numbers (or booleans); DataError otherwise."""
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise DataError(f"{where} must hold numbers, not {arr.dtype}")
     if np.iscomplexobj(arr):
         raise DataError(f"{where} holds complex numbers ({arr.dtype}); give real values (e.g. magnitudes)")
+    return arr
+
+
+def is_matrix(arr: np.ndarray) -> bool:
+    """A 2-D array of real numbers: rows of features, which vaekit reads as a table."""
+    arr = np.asarray(arr)
+    return arr.ndim == 2 and arr.dtype != object and (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool)
+
+
+def as_examples(arr: np.ndarray, where: str) -> tuple[np.ndarray, bool]:
+    """Array (N, ...) -> (float32 (N, C, H, W) or (N, D), is_image). Raises DataError."""
+    arr = check_numbers(np.asarray(arr), where)
     if arr.ndim >= 2 and 0 in arr.shape[1:]:
         raise DataError(f"{where} has shape {arr.shape}: an example with no values")
     if arr.ndim < 2 or arr.ndim > 4:

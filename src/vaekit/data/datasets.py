@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
+from .schema import TableSchema
 
 MIN_EXAMPLES = 10
 
@@ -44,6 +45,7 @@ class DataSplits:
     is_image: bool
     class_names: list[str] | None = None
     official_test: bool = False
+    table: TableSchema | None = None  # a table's columns: how its rows were encoded (vaekit.data.schema)
 
     @property
     def shape(self) -> list[int]:

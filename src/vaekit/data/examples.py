@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +11,14 @@ from torch import Tensor
 
 from ..config import DataConfig
 from ..errors import DataError
-from .arrays import as_examples, as_labels
+from .arrays import as_examples, as_labels, read_arrays
 from .datasets import Dataset
 from .idx import idx_files
 from .images import IMAGE_EXTENSIONS, image_files, load_image
 from .loading import load_data, resolve
 from .progress import progress
+from .schema import TableSchema
+from .tables import matrix_table, read_table
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -29,19 +31,19 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
-def load_split(spec: str, *, like: DataConfig | None = None) -> Dataset:
+def load_split(spec: str, *, like: DataConfig | None = None, table: TableSchema | None = None) -> Dataset:
     """One split of a source, "name:split" (fashion-mnist:test, data.npz:val, folder/:all).
 
     like: a run's DataConfig. Its split settings (fractions, seed, image size, colour) are reused
     so that "digits:val" is the very validation split that run saw; its excluded labels too when
-    the source is the run's own."""
+    the source is the run's own. table: a table run's columns, which encode the rows."""
     source, split = split_spec(spec)
     if split is None:
         raise DataError(f"{spec!r} names no split; write it as SOURCE:SPLIT with SPLIT one of {', '.join(SPLITS)}")
     cfg = DataConfig(source=source)
     if like is not None:
         cfg = replace(like, source=source, exclude_labels=like.exclude_labels if source == like.source else None)
-    return load_data(cfg).split(split)
+    return load_data(cfg, table=table).split(split)
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Examples:
     y: Tensor | None
     names: list[str]
     source: str
+    unseen: Tensor | None = None  # (N,) a table row's cells holding a category never seen in training
+    notes: list[str] = field(default_factory=list)  # what reading them found (a table's unseen categories)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -59,7 +63,8 @@ class Examples:
     def take(self, index: Tensor) -> Examples:
         """The rows at `index` (1-D integer tensor), in that order."""
         y = None if self.y is None else self.y[index]
-        return Examples(self.x[index], y, [self.names[i] for i in index.tolist()], self.source)
+        unseen = None if self.unseen is None else self.unseen[index]
+        return Examples(self.x[index], y, [self.names[i] for i in index.tolist()], self.source, unseen, self.notes)
 
     def limit(self, n: int | None, *, seed: int = 0) -> Examples:
         """At most n rows, drawn at random with a seed, kept in their original order."""
@@ -69,18 +74,31 @@ class Examples:
 
     def concat(self, other: Examples) -> Examples:
         y = None if (self.y is None or other.y is None) else torch.cat([self.y, other.y])
-        return Examples(torch.cat([self.x, other.x]), y, self.names + other.names, f"{self.source} + {other.source}")
+        unseen = None if (self.unseen is None or other.unseen is None) else torch.cat([self.unseen, other.unseen])
+        return Examples(
+            torch.cat([self.x, other.x]),
+            y,
+            self.names + other.names,
+            f"{self.source} + {other.source}",
+            unseen,
+            self.notes + other.notes,
+        )
 
 
-def read_examples(spec: str, *, data_shape: list[int], like: DataConfig | None = None) -> Examples:
+def read_examples(
+    spec: str, *, data_shape: list[int], like: DataConfig | None = None, table: TableSchema | None = None
+) -> Examples:
     """What a user hands a trained model, checked against the shape it was trained on:
     SOURCE:SPLIT (one split, see load_split), a folder of images or one image file (converted
     and resized to data_shape; rows named by path), or any other source (every example, in file
-    order; rows named by index)."""
+    order; rows named by index). table: a table run's columns; a table or matrix is then encoded
+    with them (rows named by their number in the file)."""
     source, split = split_spec(spec)
     path = Path(spec).expanduser()
+    if table is not None and split is None:
+        return read_table_examples(spec, table)
     if split is not None:
-        d = load_split(spec, like=like)
+        d = load_split(spec, like=like, table=table)
         x, y, names = d.x, d.y, [f"{split}[{i}]" for i in range(len(d))]
     elif path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
         x, y, names = load_image(path, data_shape)[None], None, [path.name]
@@ -108,3 +126,26 @@ def read_examples(spec: str, *, data_shape: list[int], like: DataConfig | None =
             f"shape {tuple(data_shape)}"
         )
     return Examples(x.float(), y, names, spec)
+
+
+def read_table_examples(spec: str, table: TableSchema) -> Examples:
+    """A table file or a matrix, every row encoded with a table run's columns (extra columns are
+    ignored; a missing one, a changed type or a ragged row is a DataError; unseen categories are
+    counted and treated as missing)."""
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise DataError(f"no such file: {spec} (a table run scores tables: .csv, .tsv, .parquet, .npy, .npz)")
+    if path.suffix.lower() in (".npy", ".npz"):
+        raw = read_arrays(path)
+        rows = matrix_table(raw.x if raw.x_test is None else np.concatenate([raw.x, raw.x_test]), spec)
+    else:
+        rows = read_table(path)
+    x, report = table.encode(rows, spec)
+    y = None
+    if table.label is not None and table.label in rows.column_names and table.label_values:
+        y = table.label_indices(rows.column(table.label).combine_chunks())
+    extra = [c for c in rows.column_names if c != table.label and c not in {c.name for c in table.columns}]
+    notes = report.notes + ([f"columns not in the model, ignored: {', '.join(extra)}"] if extra else [])
+    unseen = torch.from_numpy(report.unseen)
+    names = [str(i) for i in range(rows.num_rows)]
+    return Examples(torch.from_numpy(x), y, names, spec, unseen, notes)

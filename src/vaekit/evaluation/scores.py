@@ -14,8 +14,11 @@ how simple an input is, not how typical:
                (Serra et al. 2020, "input complexity")
   llr          nll - nll_background: minus the log-likelihood ratio against a background model
                of the same architecture trained on randomly perturbed inputs (Ren et al. 2019)
+  ensemble     the mean of recon_error, the NLL (nll_iw, else nelbo) and complexity, each first
+               rank-normalised against the same scores of reference data (the run's validation
+               split): see ensemble_score
 
-`nll` in the last two is nll_iw when k > 1 samples are asked for, else nelbo.
+`nll` in complexity and llr is nll_iw when k > 1 samples are asked for, else nelbo.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import zlib
 import numpy as np
 import torch
 from PIL import Image
+from scipy.special import ndtri
 from torch import Tensor
 from tqdm import tqdm
 
@@ -38,13 +42,17 @@ from .likelihood import iwae_log_likelihood
 
 LN2 = math.log(2.0)
 COMPRESSORS = ("png", "zlib")
-SCORE_NAMES = ("recon_error", "nelbo", "nll_iw", "complexity", "llr")
+SCORE_NAMES = ("recon_error", "nelbo", "nll_iw", "complexity", "llr", "ensemble")
+ENSEMBLE = "ensemble"
+TAIL = 0.1  # rank_normalise continues the outer 10% of the reference's quantile curve beyond its range
 SCORE_DESCRIPTIONS = {
     "recon_error": "squared reconstruction error from the posterior mean, summed over one example",
     "nelbo": "negative ELBO (recon + KL), nats per example",
     "nll_iw": "importance-sampled NLL (IWAE, k samples), nats per example",
     "complexity": "NLL minus the input's lossless code length, nats (Serra et al. 2020)",
     "llr": "NLL minus the background model's NLL: minus the likelihood ratio, nats (Ren et al. 2019)",
+    "ensemble": "the mean of recon_error, the NLL and complexity, each as a standard normal quantile of its rank "
+    "among the validation split's",
 }
 
 
@@ -52,12 +60,18 @@ SCORE_DESCRIPTIONS = {
 
 
 def reconstruction_error(model: VAE, x: Tensor) -> Tensor:
-    """sum_d (x_d - E[x_d | z = mu(x)])^2: (B, *shape) -> (B,). Works for AE and VAE."""
+    """sum_d (x_d - E[x_d | z = mu(x)])^2: (B, *shape) -> (B,). Works for AE and VAE. For a table
+    the sum runs over observed cells: transformed numbers, booleans and one-hot categories against
+    the decoded probabilities (a Brier score)."""
     mu = model.encode(x).mode()
     x_hat = model.decode_mean(mu)
     if x.ndim == 4:  # images: compare with what the model can show
         x_hat = x_hat.clamp(0.0, 1.0)
-    return (x - x_hat).pow(2).flatten(1).sum(1)
+    err = (x - x_hat).pow(2)
+    mask = model.likelihood.value_mask(
+        x
+    )  # a table: observed values only (standardised numbers, one-hot vs probabilities)
+    return (err if mask is None else err * mask).flatten(1).sum(1)
 
 
 def negative_elbo(model: VAE, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -109,6 +123,70 @@ def likelihood_ratio_score(nll: Tensor, nll_background: Tensor) -> Tensor:
     return nll.double() - nll_background.double()
 
 
+def rank_normalise(s: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Scores as standard normal quantiles of their rank among reference scores: (N,), (M,) -> (N,).
+
+    Inside the reference's range z = Phi^-1((below + equal / 2 + 1/2) / (M + 1)), counting the
+    reference scores below and equal to s (on the reference itself: rank / (M + 1), so z is
+    roughly N(0, 1) whatever the score's units). Outside it, on either side, s is unlike anything
+    in the reference: above its largest value z continues the quantile curve of its top TAIL as a
+    straight line (so scores beyond anything seen keep their order instead of tying); below its
+    smallest, z is as high as at the top, growing the same way with the distance. An input that a
+    likelihood finds more probable than every reference input is atypical too (the typicality
+    argument of Nalisnick et al. 2019): digits drawn in fonts are, under a model of Fashion-MNIST."""
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
+    m = len(ref)
+    if m == 0:
+        raise VaekitError("rank normalisation needs reference scores")
+    s = np.asarray(s, dtype=np.float64)
+    rank = 0.5 * (np.searchsorted(ref, s, "left") + np.searchsorted(ref, s, "right"))
+    z = ndtri((rank + 0.5) / (m + 1))
+    z_top = ndtri((m + 0.5) / (m + 1))
+    above, below = s > ref[-1], s < ref[0]
+    z[above] = z_top + _tail_slope(ref[::-1]) * (s[above] - ref[-1])
+    z[below] = z_top + _tail_slope(ref) * (ref[0] - s[below])
+    return z
+
+
+def _tail_slope(ordered: np.ndarray) -> float:
+    """How fast z changes per unit of score over the outer TAIL of sorted reference scores, the
+    extreme first: the quantile curve's slope there (1/spread for a degenerate tail)."""
+    m = len(ordered)
+    k = min(m - 1, int(np.ceil(TAIL * m)))
+    spread = abs(ordered[k] - ordered[0])
+    if spread == 0:
+        return 1.0 / (float(np.std(ordered)) or 1.0)
+    return float(ndtri((m + 0.5) / (m + 1)) - ndtri((m - k + 0.5) / (m + 1))) / spread
+
+
+def ensemble_members(names: list[str]) -> list[str]:
+    """The scores the ensemble averages: recon_error, one NLL (nll_iw when computed, else nelbo) and
+    complexity, where available. Not llr: on the image out sets it lowered the ensemble's mean
+    AUROC (0.940 -> 0.900) and its worst (0.763 -> 0.676; BENCHMARKS.md)."""
+    nll = "nll_iw" if "nll_iw" in names else "nelbo"
+    return [n for n in ("recon_error", nll, "complexity") if n in names]
+
+
+def ensemble_score(scores: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> np.ndarray:
+    """The mean rank-normalised score of each example (rank_normalise against `reference`, the same
+    scores of in-distribution data) over ensemble_members: {name: (N,)} -> (N,). Inside the
+    reference's range a score's z is at least Phi^-1(1/(M+1)); outside it z grows without bound,
+    so one score that finds an input far beyond anything in the reference outweighs another that
+    finds it unremarkable: the likelihood catches noise that complexity calls simple, complexity
+    and the likelihood's lower side catch simple inputs the likelihood prefers, the
+    reconstruction error semantic shifts. The mean (rather than the largest) also adds up weaker
+    evidence of several scores (BENCHMARKS.md)."""
+    names = ensemble_members(list(scores))
+    return np.mean([rank_normalise(scores[n], reference[n]) for n in names], axis=0)
+
+
+def with_ensemble(scores: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """scores plus the ensemble (when there are at least two scores to combine)."""
+    if len(ensemble_members(list(scores))) < 2:
+        return dict(scores)
+    return {**scores, ENSEMBLE: ensemble_score(scores, reference)}
+
+
 # -- all scores of a dataset ----------------------------------------------------------------------------
 
 
@@ -117,8 +195,11 @@ def check_scorable(model: VAE) -> None:
         raise VaekitError("anomaly scores need an unconditional model; this one is conditioned on labels")
 
 
-def available_scores(model: VAE, *, iw_samples: int = 0, background=None, complexity: bool = True) -> list[str]:
-    """The scores score_examples returns for this model and these settings, in order."""
+def available_scores(
+    model: VAE, *, iw_samples: int = 0, background=None, complexity: bool = True, ensemble: bool = False
+) -> list[str]:
+    """The scores score_examples returns for this model and these settings, in order; with
+    ensemble=True also the ensemble where there are scores to combine (it needs reference data)."""
     if not model.stochastic:
         return ["recon_error"]  # an AE has no likelihood, so no likelihood-based score
     names = ["recon_error", "nelbo"]
@@ -128,7 +209,7 @@ def available_scores(model: VAE, *, iw_samples: int = 0, background=None, comple
         names.append("complexity")
     if background is not None:
         names.append("llr")
-    return names
+    return names + ([ENSEMBLE] if ensemble else [])
 
 
 def _iwae_nll(model: VAE, x: Tensor, *, k: int, generator: torch.Generator | None) -> Tensor:
@@ -196,3 +277,15 @@ def score_examples(
         if not np.all(np.isfinite(s)):
             raise VaekitError(f"the {n} score is not finite for {int((~np.isfinite(s)).sum())} examples")
     return scores
+
+
+@torch.no_grad()
+def column_nll(model, x: Tensor, *, batch_size: int = 256) -> np.ndarray:
+    """A table's -log p(cell | z = the posterior mean) per column, nats: (N, D) -> (N, H), 0 for a
+    missing cell; what each column adds to a row's reconstruction term."""
+    parts = []
+    with evaluating(model):
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i : i + batch_size].to(model.device)
+            parts.append(-model.decode(model.encode(xb).mode()).column_log_prob(xb).double().cpu())
+    return torch.cat(parts).numpy() if parts else np.zeros((0, len(model.likelihood.layout.heads)))

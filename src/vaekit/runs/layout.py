@@ -9,6 +9,7 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 METRICS_FILE = "metrics.jsonl"
 EVALUATION_FILE = "evaluation.json"
 REPORT_FILE = "report.html"
+TABLE_FILE = "table.json"  # a table's columns, their kinds and fitted transforms (vaekit.data.schema)
 LOCK_FILE = ".vaekit.lock"
 FIGURES = ("reconstructions", "samples", "loss_curves", "latent_scatter")
 LEGACY_FILES = ("sweep_eval.json",)  # written by vaekit before the run layer
@@ -28,6 +29,7 @@ OWN_FILES = {
     EVALUATION_FILE,
     REPORT_FILE,
     LOCK_FILE,
+    TABLE_FILE,
     *(f"{name}.png" for name in FIGURES),
     *LEGACY_FILES,
 }

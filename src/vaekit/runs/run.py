@@ -29,7 +29,7 @@ import torch
 from ..config import RunConfig
 from ..core.model import VAE
 from ..core.priors import GaussianMixturePrior, SecondStagePrior, StandardNormal
-from ..data import DataSplits, load_data
+from ..data import DataSplits, Examples, TableSchema, load_data, read_examples
 from ..errors import RunFolderError, VaekitError, not_a_run
 from ..training.devices import resolve_device
 from ..training.state import TrainingState
@@ -46,6 +46,7 @@ from .layout import (
     METRICS_FILE,
     MODEL_FILE,
     REPORT_FILE,
+    TABLE_FILE,
     TENSORBOARD_DIR,
 )
 from .priors import PriorStore
@@ -63,6 +64,7 @@ class Run:
         self.test_metrics: dict[str, float] | None = None  # set by train_run: the test split's loss
         self._model: VAE | None = None
         self._data: DataSplits | None = None
+        self._table: TableSchema | None = None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -194,8 +196,36 @@ class Run:
                 "it cannot be read again from its config"
             )
         if self._data is None:
-            self._data = load_data(self.config.data)
+            self._data = load_data(self.config.data, table=self.table())
         return self._data
+
+    def examples(self, spec: str) -> Examples:
+        """What a user hands this run's model (a table's rows through its saved columns; see
+        vaekit.data.read_examples), checked against the data it was trained on."""
+        return read_examples(spec, data_shape=self.config.model.data_shape, like=self.config.data, table=self.table())
+
+    # -- a table's columns -------------------------------------------------------------------------------
+    @property
+    def table_path(self) -> Path:
+        return self.path / TABLE_FILE
+
+    def table(self) -> TableSchema | None:
+        """The columns of a run trained on a table (kinds, categories, fitted transforms), or None."""
+        if self._table is None and self.config.model.likelihood == "tabular":
+            if not self.table_path.is_file():
+                raise RunFolderError(f"{self.path} was trained on a table but has no {TABLE_FILE}")
+            d = read_json(self.table_path, "the table's description")
+            try:
+                self._table = TableSchema.from_json(d)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise not_a_run(self.table_path, f"its table description is damaged ({e})") from None
+            if self._table.heads != self.config.model.heads:
+                raise not_a_run(self.table_path, "its columns do not match the model's")
+        return self._table
+
+    def save_table(self, schema: TableSchema) -> None:
+        write_json(self.table_path, schema.to_json())
+        self._table = schema
 
     @property
     def class_names(self) -> list[str] | None:

@@ -31,6 +31,8 @@ def split_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def model_config(data: DataSplits, kind: str, conditional: bool, given: dict[str, Any]) -> ModelConfig:
     """The model for these data: the given options, and the data's defaults for the rest."""
     given = dict(given)
+    if data.table is not None:
+        return _table_model(data, kind, conditional, given)
     lo, hi = data.value_range()
     in_unit = lo >= 0.0 and hi <= 1.0
     if given.get("likelihood") in (None, "auto"):
@@ -55,6 +57,28 @@ def model_config(data: DataSplits, kind: str, conditional: bool, given: dict[str
         raise DataError(f"--conditional needs labels, and {data.name} has none")
     if given["arch"] == "conv" and given.get("channels") is None and len(data.shape) == 3:
         given["channels"] = auto_channels(data.shape[1], data.shape[2])
+    return ModelConfig(kind=kind, data_shape=data.shape, num_classes=data.num_classes if conditional else 0, **given)
+
+
+# A table's default network: measured on the ADBench tables (BENCHMARKS.md, "Tables")
+TABLE_HIDDEN = [256, 256]
+TABLE_LATENT = 8
+
+
+def _table_model(data: DataSplits, kind: str, conditional: bool, given: dict[str, Any]) -> ModelConfig:
+    """A table is modelled by the tabular likelihood, one head per column, with an MLP."""
+    if given.get("likelihood") not in (None, "auto", "tabular"):
+        raise DataError(
+            f"{data.name} is a table, modelled by the tabular likelihood; --likelihood "
+            f"{given['likelihood']} is for images or (with --matrix raw) plain vectors"
+        )
+    if given.get("arch") == "conv":
+        raise DataError(f"{data.name} is a table; the conv architecture is for images (use --arch mlp)")
+    if conditional and not data.has_labels:
+        raise DataError(f"--conditional needs labels (--label COLUMN), and {data.name} has none")
+    given.update(likelihood="tabular", arch="mlp", heads=data.table.heads)
+    given.setdefault("hidden", TABLE_HIDDEN)
+    given.setdefault("latent_dim", TABLE_LATENT)
     return ModelConfig(kind=kind, data_shape=data.shape, num_classes=data.num_classes if conditional else 0, **given)
 
 

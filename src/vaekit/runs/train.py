@@ -9,7 +9,7 @@ train_run: the background model, the second-stage prior and each sweep point are
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,9 @@ def _open_for_training(config, splits, out: Path, *, resume, overwrite, info, ct
     run = Run(out, config, info if info is not None else data_info(splits))
 
     def create() -> None:
-        Run.create(out, config, run.info, overwrite=overwrite)
+        created = Run.create(out, config, run.info, overwrite=overwrite)
+        if splits.table is not None:
+            created.save_table(splits.table)  # every later command reads and writes the same columns
 
     distributed.on_main_only(create, ctx)
     return run
@@ -143,12 +145,14 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     figures: bool = True,
+    describe: Callable[[list[str]], None] | None = None,
     **options: Any,
 ) -> Run:
     """Train a VAE (model="vae") or AE (model="ae") on `data` and write its run folder; return
     the Run (run.model: the best validation weights). Options are the fields of ModelConfig,
     TrainConfig and DataConfig by name (latent_dim=16, epochs=30, beta=1.0, image_size=64, ...).
-    resume=<run folder> continues that run up to `epochs` in total (or its time limit)."""
+    resume=<run folder> continues that run up to `epochs` in total (or its time limit).
+    describe: called before training with one line per column of a table (what each became)."""
     options = {k: v for k, v in options.items() if v is not None}
     if resume is not None:
         run = Run.open(resume)
@@ -159,8 +163,12 @@ def train(
             return finish_run(run, figures=figures)
         return train_run(config, run.data(), resume, resume=True, progress=progress, figures=figures)
     sections = split_options(options)
+    if sections["model"].get("likelihood") not in (None, "auto", "tabular"):
+        sections["data"].setdefault("matrix", "raw")  # a likelihood of plain vectors reads a matrix as vectors
     data_cfg = DataConfig(source=data or DataConfig.source, **sections["data"])
     splits = load_data(data_cfg)
+    if describe is not None and splits.table is not None:
+        describe(splits.table.describe())
     config = new_config(data_cfg, splits, kind=model or "vae", conditional=bool(conditional), options=sections)
     out = Path(out) if out is not None else Path("runs") / f"{splits.name}-{config.model.kind}"
     return train_run(config, splits, out, overwrite=overwrite, progress=progress, figures=figures)

@@ -134,6 +134,8 @@ class AnalysisOut(BaseModel):
     index: int | None = Field(None, description="Test-set index, for test examples.")
     label: int | None = None
     label_name: str | None = None
+    row: dict[str, Any] | None = Field(None, description="A table run: the row in the table's columns and units.")
+    reconstructed_row: dict[str, Any] | None = Field(None, description="A table run: the reconstruction as a row.")
 
 
 class DimOut(BaseModel):
@@ -348,6 +350,8 @@ def create_app(
             index=index,
             label=label,
             label_name=ex.label_name(label),
+            row=None if (rows := ex.rows(a.image[None], observed=True)) is None else rows[0],
+            reconstructed_row=None if (rec := ex.rows(a.reconstruction[None])) is None else rec[0],
         )
 
     @app.get("/api/test/{index}", response_model=AnalysisOut, summary="One test image, analysed")

@@ -236,6 +236,18 @@ class Explorer:
     def conditional(self) -> bool:
         return self.model.config.num_classes > 0
 
+    def rows(self, x: Tensor, *, observed: bool = False) -> list[dict[str, Any]] | None:
+        """For a run trained on a table: encoded rows (N, D) in the table's columns and units (JSON-ready;
+        observed=True: empty cells stay empty); None for other runs."""
+        schema = None if self.run is None else self.run.table()
+        if schema is None:
+            return None
+        rows = schema.decode(x.detach().float().cpu().numpy(), keep_missing=observed).to_pylist()
+        return [
+            {k: v if v is None or isinstance(v, (int, float, str, bool)) else str(v) for k, v in r.items()}
+            for r in rows
+        ]
+
     def label_name(self, label: int | None) -> str | None:
         if label is None:
             return None

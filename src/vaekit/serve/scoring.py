@@ -3,7 +3,9 @@
 The explorer shows the score docs/anomaly.md says to trust, chosen and thresholded exactly as
 `vaekit score` flags with (vaekit.workflows.anomaly: pick_score, calibrate):
 
-  complexity   when the likelihood is discretized (the NLL is then a code length)
+  ensemble     the mean of the scores, each rank-normalised against the validation split's
+               (when validation data are given)
+  complexity   else, when the likelihood is discretized (the NLL is then a code length)
   llr          else, when the run has a background model (`vaekit fit-background RUN`)
   nll_iw       else: the importance-sampled NLL with `samples` samples
   recon_error  for an AE, which has no likelihood
@@ -25,11 +27,12 @@ from torch import Tensor
 from ..core.modes import evaluating
 from ..data import Dataset
 from ..evaluation.ood import choose_threshold
-from ..evaluation.scores import SCORE_DESCRIPTIONS, available_scores, score_examples
+from ..evaluation.scores import ENSEMBLE, SCORE_DESCRIPTIONS, available_scores, score_examples, with_ensemble
 from ..workflows import anomaly
 
 # Shown names and units of the scores the explorer may use.
 LABELS = {
+    "ensemble": ("ensemble of rank-normalised scores", "normal quantile"),
     "llr": ("likelihood ratio (llr)", "nats"),
     "complexity": ("complexity-corrected NLL", "nats"),
     "nll_iw": ("negative log-likelihood (IWAE)", "nats/example"),
@@ -53,6 +56,7 @@ class Scorer:
     samples: int = 4  # importance samples (nll_iw) or, for a conditional model, ELBO draws
     threshold: float | None = None
     fpr: float | None = None  # the fraction of the validation split the threshold flags
+    reference: dict | None = None  # the validation split's scores, which the ensemble ranks against
 
     @classmethod
     def for_model(
@@ -64,8 +68,12 @@ class Scorer:
             scorer = cls(model, "nelbo", samples=samples)
         else:
             bg = background if model.stochastic else None
-            names = available_scores(model, iw_samples=scorer_iw(samples), background=bg)
+            has_val = val is not None and len(val) > 0
+            names = available_scores(model, iw_samples=scorer_iw(samples), background=bg, ensemble=has_val)
             scorer = cls(model, anomaly.pick_score(names, model=model), background=bg, samples=samples)
+            if scorer.name == ENSEMBLE:
+                settings = anomaly.ScoreSettings(iw_samples=scorer_iw(samples), seed=seed)
+                scorer.reference = anomaly.reference_scores(model, val, background=bg, settings=settings)
         if val is not None and len(val) > 0:
             scorer.threshold, scorer.fpr = scorer._calibrate(val, fpr=fpr, seed=seed), fpr
         return scorer
@@ -99,6 +107,8 @@ class Scorer:
         if self.conditional:
             return anomaly_score(self.model, x, y, samples=self.samples, seed=seed)
         s = score_examples(self.model, x, background=self.background, iw_samples=scorer_iw(self.samples), seed=seed)
+        if self.name == ENSEMBLE:
+            s = with_ensemble(s, self.reference)
         return torch.from_numpy(s[self.name]).float()
 
     def _calibrate(self, val: Dataset, *, fpr: float, seed: int) -> float:
@@ -106,6 +116,8 @@ class Scorer:
             x = anomaly.subsample(val.x, anomaly.CALIBRATION_EXAMPLES, seed)
             y = anomaly.subsample(val.y, anomaly.CALIBRATION_EXAMPLES, seed)
             return choose_threshold(anomaly_score(self.model, x, y, samples=self.samples, seed=seed).numpy(), fpr=fpr)
+        if self.reference is not None:
+            return anomaly.thresholds_for(self.reference, fpr)[self.name]
         settings = anomaly.ScoreSettings(iw_samples=scorer_iw(self.samples), seed=seed)
         return anomaly.calibrate(self.model, val, background=self.background, settings=settings, fpr=fpr)[self.name]
 

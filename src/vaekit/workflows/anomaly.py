@@ -28,16 +28,20 @@ from ..core.model import VAE
 from ..data import Dataset, DataSplits, Examples, corrupt
 from ..errors import VaekitError
 from ..evaluation.ood import choose_threshold, format_table, histograms_figure, ood_table, roc_figure
-from ..evaluation.scores import SCORE_DESCRIPTIONS, check_scorable, score_examples
+from ..evaluation.scores import SCORE_DESCRIPTIONS, check_scorable, column_nll, score_examples, with_ensemble
 from ..runs import Run, load_run, train_run
 
 DEFAULT_PERTURBATION = "uniform:0.2"  # Ren et al. 2019 found mutation rates 0.1-0.3 work on images
 CALIBRATION_EXAMPLES = 2000  # validation examples the thresholds are chosen on (at most)
-# Which score flags anomalies when the user names none: the first one available. The order
-# follows the OOD benchmark in BENCHMARKS.md (docs/anomaly.md explains it): complexity is the
-# best score where the NLL is a code length of the 8-bit input (a discretized likelihood, see
-# code_length_likelihood) and meaningless elsewhere, where llr is the best likelihood score.
-PREFERRED_SCORES = ("complexity", "llr", "nll_iw", "nelbo", "recon_error")
+# Which score flags anomalies when the user names none: the first one available. The ensemble
+# (the mean rank-normalised score, vaekit.evaluation.scores.ensemble_score) comes first: measured
+# on seven image out sets and twelve ADBench tables (BENCHMARKS.md, "Anomaly scores by default"),
+# it was the one score that no out set left near chance where another score separated it well.
+# Without it (an AE, or no reference data to rank against): complexity where the NLL is a code
+# length of the 8-bit input (a discretized likelihood, see code_length_likelihood) and
+# meaningless elsewhere, where llr is the best likelihood score.
+PREFERRED_SCORES = ("ensemble", "complexity", "llr", "nll_iw", "nelbo", "recon_error")
+TOP_COLUMNS = 3  # a table row's columns named in `vaekit score`'s output
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,22 @@ def subsample(x: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
     return x[idx.sort().values]
 
 
+def reference_scores(
+    model,
+    val: Dataset,
+    *,
+    background=None,
+    settings: ScoreSettings = ScoreSettings(),
+    max_examples: int | None = CALIBRATION_EXAMPLES,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Every score (the ensemble too) of `val`, the run's validation split: in-distribution data
+    the model was not trained on, which thresholds and the ensemble's rank normalisation use."""
+    x = subsample(val.x, max_examples, settings.seed)
+    scores = score_examples(model, x, background=background, progress=progress, **settings.kwargs())
+    return with_ensemble(scores, scores)
+
+
 def calibrate(
     model,
     val: Dataset,
@@ -150,11 +170,15 @@ def calibrate(
     max_examples: int | None = CALIBRATION_EXAMPLES,
     progress: bool = False,
 ) -> dict[str, float]:
-    """Thresholds that flag a fraction `fpr` of `val` (the run's validation split:
-    in-distribution data the model was not trained on), one per score."""
-    x = subsample(val.x, max_examples, settings.seed)
-    scores = score_examples(model, x, background=background, progress=progress, **settings.kwargs())
-    return {name: choose_threshold(s, fpr=fpr) for name, s in scores.items()}
+    """Thresholds that flag a fraction `fpr` of `val` (the run's validation split), one per score."""
+    ref = reference_scores(
+        model, val, background=background, settings=settings, max_examples=max_examples, progress=progress
+    )
+    return thresholds_for(ref, fpr)
+
+
+def thresholds_for(reference: dict[str, np.ndarray], fpr: float) -> dict[str, float]:
+    return {name: choose_threshold(s, fpr=fpr) for name, s in reference.items()}
 
 
 @dataclass
@@ -166,6 +190,8 @@ class ScoreResult:
     flag_by: str | None = None
     fpr: float | None = None
     groups: list[str] | None = None  # "in" / "out" per row in an evaluation
+    class_names: list[str] | None = None  # labels are written as these names when given
+    extra: dict[str, list] = field(default_factory=dict)  # more columns, after the flag (a table's top columns)
 
     @property
     def flagged(self) -> np.ndarray | None:
@@ -188,16 +214,18 @@ class ScoreResult:
                 + (["label"] if self.labels is not None else [])
                 + cols
                 + (["flagged"] if flagged is not None else [])
+                + list(self.extra)
             )
             for i, name in enumerate(self.names):
                 row = [name]
                 if self.groups:
                     row.append(self.groups[i])
                 if self.labels is not None:
-                    row.append(int(self.labels[i]))
+                    row.append(self.class_names[self.labels[i]] if self.class_names else int(self.labels[i]))
                 row += [f"{self.scores[c][i]:.8g}" for c in cols]
                 if flagged is not None:
                     row.append(int(flagged[i]))
+                row += [values[i] for values in self.extra.values()]
                 w.writerow(row)
             return atomic_write(path, f.getvalue())
 
@@ -213,14 +241,38 @@ def score_data(
     progress: bool = False,
 ) -> ScoreResult:
     """Score every example with the run's model and flag those above the threshold of `flag_by`
-    (default: the most trustworthy score available), chosen to flag `fpr` of the validation split."""
+    (default: the most trustworthy score available), chosen to flag `fpr` of the validation split.
+    A table's rows also get the columns that add most to their score, and the count of cells
+    holding a category never seen in training."""
     model, bg = run.model, None if background is None else background.model
     check_scorable(model)
+    val = run.data().val
+    ref = reference_scores(model, val, background=bg, settings=settings, progress=progress)
     scores = score_examples(model, examples.x, background=bg, progress=progress, **settings.kwargs())
+    scores = with_ensemble(scores, ref)
     chosen = pick_score(list(scores), flag_by, model=model)
-    thresholds = calibrate(model, run.data().val, background=bg, settings=settings, fpr=fpr, progress=progress)
     labels = None if examples.y is None else examples.y.numpy()
-    return ScoreResult(examples.names, scores, labels, thresholds, chosen, fpr)
+    result = ScoreResult(examples.names, scores, labels, thresholds_for(ref, fpr), chosen, fpr)
+    if run.table() is not None:
+        result.extra = table_columns(run, examples, val, settings.seed)
+        result.class_names = run.table().label_values or None
+    return result
+
+
+def table_columns(run: Run, examples: Examples, val: Dataset, seed: int) -> dict[str, list]:
+    """A table row's TOP_COLUMNS columns whose cells the model finds least likely compared with
+    the same column in validation rows (-log p(cell | z) minus its validation median, nats), and
+    its cells holding a category never seen in training."""
+    names = [c.name for c in run.table().columns]
+    ref = np.median(column_nll(run.model, subsample(val.x, CALIBRATION_EXAMPLES, seed)), axis=0)
+    excess = column_nll(run.model, examples.x) - ref  # (N, H)
+    order = np.argsort(-excess, axis=1)[:, :TOP_COLUMNS]
+    top = [
+        ";".join(f"{names[j]} (+{excess[i, j]:.1f})" for j in row if excess[i, j] >= 0.05)
+        for i, row in enumerate(order)
+    ]
+    unseen = [0] * len(examples) if examples.unseen is None else examples.unseen.tolist()
+    return {"top_columns": top, "unseen_categories": unseen}
 
 
 # -- evaluation on in / out data ------------------------------------------------------------------------------
@@ -256,10 +308,12 @@ def ood_report(
     histograms.png and scores.csv there. Returns what metrics.json holds."""
     model, bg = run.model, None if background is None else background.model
     check_scorable(model)
+    ref = reference_scores(model, run.data().val, background=bg, settings=settings, progress=progress)
     s_in = score_examples(model, in_examples.x, background=bg, progress=progress, **settings.kwargs())
     s_out = score_examples(model, out_examples.x, background=bg, progress=progress, **settings.kwargs())
+    s_in, s_out = with_ensemble(s_in, ref), with_ensemble(s_out, ref)
     table = ood_table(s_in, s_out)
-    thresholds = calibrate(model, run.data().val, background=bg, settings=settings, fpr=fpr, progress=progress)
+    thresholds = thresholds_for(ref, fpr)
     chosen = pick_score(list(s_in), flag_by, model=model)
     for name, m in table.items():
         m["threshold"] = thresholds[name]

@@ -10,6 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from .. import plots
 from ..atomic import atomic_write
 from ..core import sampling
@@ -19,8 +22,10 @@ from ..errors import VaekitError
 from ..evaluation.evaluate import metric_rows
 from ..evaluation.sample_quality import generate
 from ..runs import Run, load_run
+from . import tables
 from .evaluate import evaluate_run
 from .html import esc, figure, figure_png, grid_png, page, table
+from .html import table as html_table
 from .pictures import interpolation_grid, interpolation_pairs, reconstruction_grid, scatter_png
 
 
@@ -109,7 +114,11 @@ def write_report(
         ("Metrics", f"<p class=sub>{esc(source)}</p>" + metrics_table(res)),
         *_training_section(run),
         *_latent_section(res.get("latent")),
-        *_picture_sections(model, data, res.get("latent"), sample_prior, seed),
+        *(
+            _table_sections(run, model, data, sample_prior, seed)
+            if data.table is not None
+            else _picture_sections(model, data, res.get("latent"), sample_prior, seed)
+        ),
         ("Configuration", _config_table(run)),
     ]
     cfg, info = run.config, run.info
@@ -224,6 +233,60 @@ def _picture_sections(model: VAE, data, lat, sample_prior, seed: int) -> list[tu
             ),
         )
     )
+    return sections
+
+
+TABLE_ROWS = 2000  # rows of data and of synthetic data the table sections compare (at most)
+SHOWN_ROWS = 10  # synthetic rows printed as a table
+
+
+def _table_sections(run: Run, model: VAE, data, sample_prior, seed: int) -> list[tuple[str, str]]:
+    """A table run's pictures: each column's distribution and the correlations in the training rows
+    against synthetic rows, a few synthetic rows, reconstructions and the latent map."""
+    schema = data.table
+    real = schema.decode(data.train.x[:TABLE_ROWS].numpy(), keep_missing=True)
+    n = real.num_rows
+    synthetic = tables.sample_rows(run, n, seed=seed, prior=sample_prior)
+    drawn = PRIOR_NAMES.get(sample_prior.kind, "the prior")
+    panels = [(c, k, a, b) for (c, k, a), (_, _, b) in zip(schema.panels(real), schema.panels(synthetic))]
+    names, corr_real = schema.correlations(real)
+    _, corr_synthetic = schema.correlations(synthetic)
+    head = synthetic.slice(0, SHOWN_ROWS).to_pylist()
+    sections = [
+        (
+            "Columns: data and synthetic rows",
+            figure(
+                figure_png(lambda p: plots.column_distributions(panels, p, labels=("data", "synthetic"))),
+                f"{n} training rows against {n} synthetic rows (z ~ {drawn}, every cell drawn from p(x|z), seed {seed})",
+            )
+            + "<p>The first synthetic rows:</p>"
+            + html_table([[r[c] for c in synthetic.column_names] for r in head], header=synthetic.column_names),
+        )
+    ]
+    if len(names) >= 2:
+        heatmaps = figure_png(
+            lambda p: plots.correlation_heatmaps(names, corr_real, corr_synthetic, p, titles=("data", "synthetic"))
+        )
+        gap = float(abs(corr_real - corr_synthetic)[np.triu_indices(len(names), 1)].mean())
+        caption = f"Spearman correlations of the numeric and boolean columns; mean absolute difference {gap:.3f}"
+        sections.append(("Correlations", figure(heatmaps, caption)))
+    test = data.test.x[:TABLE_ROWS]
+    shown = schema.decode(test.numpy(), keep_missing=True)
+    rec = tables.reconstruct_rows(run, data.test.subset(torch.arange(len(test))))
+    pairs = [(c, k, a, b) for (c, k, a), (_, _, b) in zip(schema.panels(shown, aligned=True), schema.panels(rec))]
+    sections.append(
+        (
+            "Reconstructions",
+            figure(
+                figure_png(lambda p: plots.column_reconstructions(pairs, p)),
+                "test rows against their reconstructions from the posterior mean (categories: rows are the data)",
+            ),
+        )
+    )
+    kind = model.config.kind.upper()
+    title = f"{kind} latent space, test rows (posterior means)"
+    caption = "posterior means of the test rows" + ("" if model.latent_dim <= 2 else ", first two principal components")
+    sections.append(("Latent space", figure(scatter_png(model, data.test, data.class_names, title), caption)))
     return sections
 
 
