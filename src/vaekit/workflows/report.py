@@ -90,7 +90,7 @@ def write_report(
     from `vaekit evaluate`'s JSON when there is one (metrics_path, or the run's latest), else
     they are computed with iw_samples importance samples and saved in the run (unless the report
     goes elsewhere with `out`). Samples (and the FD computed now) come from `prior` (standard,
-    gmm or vae; None: the prior fitted last with `vaekit fit-prior`, else N(0, I))."""
+    gmm, vae or diffusion; None: the prior fitted last with `vaekit fit-prior`, else N(0, I))."""
     run = load_run(run_dir, device=device)
     out = Path(out) if out is not None else run.report_path
     if out.is_dir():
