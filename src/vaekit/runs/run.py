@@ -175,6 +175,17 @@ class Run:
             rows.append(row)
         return rows
 
+    def kept_row(self) -> dict[str, Any] | None:
+        """The metrics of the epoch whose weights model.safetensors holds: the best validation
+        loss; under --adversarial once the discriminator has trained, the last epoch (see
+        vaekit.training.adversarial). None before the first epoch."""
+        rows = self.metrics()
+        if not rows:
+            return None
+        if any(r.get("adv_d_loss") is not None for r in rows):
+            return rows[-1]
+        return min(rows, key=lambda r: r["val_loss"])
+
     def append_metrics(self, row: dict[str, Any]) -> None:
         """One more line, the whole file written anew atomically (a kill never tears a line)."""
         self._write_metrics([*self.metrics(), row])

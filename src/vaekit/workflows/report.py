@@ -127,10 +127,14 @@ def _training_section(run: Run) -> list[tuple[str, str]]:
     if not rows:
         return []
     total = sum(r["seconds"] for r in rows)
-    best = min(rows, key=lambda r: r["val_loss"])
+    kept = run.kept_row()
+    which = (
+        "kept the last epoch (adversarial), validation loss"
+        if kept.get("adv_d_loss") is not None
+        else "best validation loss"
+    )
     caption = (
-        f"{len(rows)} epochs in {total:.0f} s; best validation loss {best['val_loss']:.2f} nats/example at "
-        f"epoch {best['epoch']}"
+        f"{len(rows)} epochs in {total:.0f} s; {which} {kept['val_loss']:.2f} nats/example at epoch {kept['epoch']}"
     )
     return [("Training", figure(figure_png(lambda p: plots.loss_curves(rows, p)), caption))]
 
