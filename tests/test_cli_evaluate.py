@@ -30,8 +30,24 @@ def test_evaluate_prints_a_table_and_writes_json(runs, tmp_path, capsys):
     assert lik["nll"] < lik["nelbo"]
     assert res["latent"]["latent_dim"] == 4 and len(res["latent"]["kl_per_dim"]) == 4
     assert 0 < res["reconstruction"]["ssim"] <= 1 and res["reconstruction"]["psnr"] > 0
-    assert res["samples"]["fd_samples"] > res["samples"]["fd_train_reference"] >= 0
-    for text in ("-ELBO", "NLL, IWAE k=20", "bits/dim", "active units", "PSNR", "FD (classifier features)"):
+    smp = res["samples"]
+    assert smp["fd_samples"] > smp["fd_train_reference"] >= 0
+    assert smp["k"] == 3 and all(
+        0 <= smp[f"{m}_{s}"] <= 1 for m in ("precision", "recall") for s in ("samples", "train_reference")
+    )
+    # 2 epochs of a tiny MLP: blurrier than the data, and its look-alike samples cover little of it
+    assert smp["sharpness_samples"] < 1 and smp["sharpness_reconstructions"] < 1
+    assert smp["recall_samples"] < smp["recall_train_reference"] - 0.3
+    for text in (
+        "-ELBO",
+        "NLL, IWAE k=20",
+        "bits/dim",
+        "active units",
+        "PSNR",
+        "FD (classifier features)",
+        "precision / recall (k=3)",
+        "sharpness ratio",
+    ):
         assert text in out
     assert re.search(r"NLL, IWAE k=20\s+[0-9.]+ ± [0-9.]+ nats/example", out)
 
@@ -54,10 +70,19 @@ def test_compare_ae_and_vae(runs, tmp_path, capsys):
     for label in ("AE", "VAE"):
         m = res["models"][label]
         assert m["fd_prior_samples"] > 0 and m["fd_fitted_gaussian_samples"] > 0 and m["recon_mse"] > 0
-    assert len(list((tmp_path / "cmp").glob("*.png"))) == 10
+        assert 0 <= m["precision_prior_samples"] <= 1 and 0 <= m["recall_prior_samples"] <= 1
+        assert 0 < m["sharpness_prior_samples"] and 0 < m["sharpness_reconstructions"] < 1
+        # no prior fitted: the run's prior is N(0, I), and its numbers are those
+        assert m["run_prior"] == "standard" and m["fd_run_prior_samples"] == m["fd_prior_samples"]
+    assert len(list((tmp_path / "cmp").glob("*.png"))) == 12
     html = (tmp_path / "cmp" / "compare.html").read_text()
-    assert html.count("data:image/png;base64,") == 10 and "http" not in html
-    assert "FD (classifier features), z ~ N(0, I)" in out
+    assert html.count("data:image/png;base64,") == 12 and "http" not in html
+    for text in (
+        "FD (classifier features), z ~ N(0, I)",
+        "recall of N(0, I) samples",
+        "sharpness ratio of reconstructions",
+    ):
+        assert text in out
 
 
 def test_report_is_one_self_contained_file(runs, capsys):
@@ -78,7 +103,7 @@ def test_report_is_one_self_contained_file(runs, capsys):
         "Latent space",
     ):
         assert f"<h2>{section}</h2>" in html
-    assert "bits/dim" in html
+    assert "bits/dim" in html and "precision / recall (k=3)" in html and "sharpness ratio" in html
 
 
 @pytest.mark.parametrize(
@@ -151,4 +176,5 @@ def test_vectors_get_mse_but_no_image_metrics(tmp_path, capsys):
     res = json.loads((tmp_path / "v" / "evaluation.json").read_text())
     assert res["reconstruction"]["psnr"] is None and res["reconstruction"]["ssim"] is None
     assert res["reconstruction"]["mse"] > 0 and res["samples"]["fd_samples"] >= 0
-    assert "PSNR" not in out and "Bernoulli on grey levels" in out
+    assert "sharpness_samples" not in res["samples"] and 0 <= res["samples"]["recall_samples"] <= 1
+    assert "PSNR" not in out and "sharpness" not in out and "Bernoulli on grey levels" in out

@@ -427,11 +427,37 @@ class TrainConfig:
         resumable=True,
         help="Also log metrics to: none, or tensorboard (RUN/tensorboard/; needs the tensorboard package).",
     )
+    adversarial: bool = setting(
+        False,
+        help="VAE-GAN: after --adversarial-start steps, train the decoder against a patch discriminator on its "
+        "reconstructions and samples, with the discriminator's features as a learned similarity (images only).",
+    )
+    adversarial_start: int = setting(
+        2000,
+        check=at_least(0),
+        help="--adversarial: optimizer steps of plain VAE training before the discriminator starts.",
+    )
+    adversarial_weight: float = setting(
+        0.5,
+        check=non_negative,
+        help="--adversarial: the adversarial term's gradient at the decoder's last layer, as a multiple of the "
+        "reconstruction terms' (the adaptive weight of Esser et al. 2021).",
+    )
+    feature_weight: float = setting(
+        1.0,
+        check=non_negative,
+        help="--adversarial: weight of the discriminator-feature distance between an image and its reconstruction "
+        "(Larsen et al. 2016), beside the likelihood's nats.",
+    )
 
     def __post_init__(self) -> None:
         validate_fields(self)
         if self.kl_warmup is not None and self.kl_cycles is not None:
             raise VaekitError("choose one of --kl-warmup and --kl-cycles")
+        if self.adversarial and self.precision == "fp16":
+            raise VaekitError(
+                "--adversarial trains in fp32 or bf16, not fp16 (one gradient scaler cannot serve two optimizers)"
+            )
 
     @property
     def max_epochs(self) -> int | None:
@@ -516,6 +542,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.train.binarize == "dynamic" and self.model.likelihood != "bernoulli":
             raise VaekitError("--binarize dynamic needs the Bernoulli likelihood")
+        if self.train.adversarial and len(self.model.data_shape) != 3:
+            raise VaekitError("--adversarial needs images (a patch discriminator judges pictures), not vectors")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)  # Capacity and Corruption become {"nats", "steps"}, {"kind", "level"}

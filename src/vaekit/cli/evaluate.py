@@ -43,7 +43,7 @@ def evaluate(
     seed: int = typer.Option(0, help="Seed of every random draw of the evaluation."),
     prior: Optional[str] = typer.Option(
         None,
-        help="Draw the FD's samples from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
+        help="Draw the FD's samples from: standard (N(0, I)), gmm, vae or diffusion (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
         show_default=False,
     ),
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
@@ -117,7 +117,7 @@ def report(
     seed: int = typer.Option(0, help="Seed of the samples shown."),
     prior: Optional[str] = typer.Option(
         None,
-        help="Draw the samples from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
+        help="Draw the samples from: standard (N(0, I)), gmm, vae or diffusion (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
         show_default=False,
     ),
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),

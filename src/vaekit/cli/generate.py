@@ -64,7 +64,7 @@ def sample(
     ),
     prior: Optional[str] = typer.Option(
         None,
-        help="Draw z from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
+        help="Draw z from: standard (N(0, I)), gmm, vae or diffusion (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
         show_default=False,
     ),
     out: Optional[Path] = typer.Option(

@@ -22,7 +22,7 @@ def serve(
     map_points: int = typer.Option(10_000, help="Test images shown on the latent map (a seeded random subset)."),
     prior: Optional[str] = typer.Option(
         None,
-        help="Draw samples from: standard (N(0, I)), gmm or vae (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
+        help="Draw samples from: standard (N(0, I)), gmm, vae or diffusion (fitted with `vaekit fit-prior`). (default: the prior fitted last, else standard)",
         show_default=False,
     ),
 ) -> None:

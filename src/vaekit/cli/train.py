@@ -90,11 +90,13 @@ def summary(run: Run) -> None:
     if not is_main_process():  # under torchrun, rank 0 speaks for all
         return
     rows = run.metrics()
-    best = min(rows, key=lambda r: r["val_loss"])
+    kept = run.kept_row()
     total_s = sum(r["seconds"] for r in rows)
+    adversarial = kept.get("adv_d_loss") is not None  # then the last epoch's weights are kept
+    which = "kept the last epoch (adversarial), validation loss" if adversarial else "best validation loss"
     typer.echo(
-        f"trained {rows[-1]['epoch']} epochs in {total_s:.0f}s; best validation loss {best['val_loss']:.2f} "
-        f"nats/example (recon {best['val_recon']:.2f}, KL {best['val_kl']:.2f}) at epoch {best['epoch']}"
+        f"trained {rows[-1]['epoch']} epochs in {total_s:.0f}s; {which} {kept['val_loss']:.2f} "
+        f"nats/example (recon {kept['val_recon']:.2f}, KL {kept['val_kl']:.2f}) at epoch {kept['epoch']}"
     )
     t = run.test_metrics
     typer.echo(

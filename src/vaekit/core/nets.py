@@ -164,3 +164,34 @@ def build_networks(config, num_params: int, *, param_shape: list[int] | None = N
             ConvDecoder(shape, channels, latent, num_params, cond),
         )
     raise VaekitError(f"unknown architecture {config.arch!r}; choose mlp or conv")
+
+
+class PatchDiscriminator(nn.Module):
+    """A patch discriminator for VAE-GAN training (Isola et al. 2017; Esser et al. 2021): stride-2
+    3x3 convolutions with LeakyReLU (the encoder's stages, so any height, width and channel
+    count works), then a 3x3 convolution to one logit per patch. x (B, C, H, W) ->
+    (logits (B, 1, h, w), [features of each stage (B, c_i, h_i, w_i)]); the features are the
+    learned similarity of Larsen et al. (2016)."""
+
+    def __init__(self, data_shape: list[int], channels: list[int] | None = None):
+        super().__init__()
+        if len(data_shape) != 3:
+            raise VaekitError(
+                f"a patch discriminator needs images (C, H, W), not examples of shape {tuple(data_shape)}"
+            )
+        # half the encoder's widths (as the FD's classifier): D must stay cheap beside the VAE's step
+        channels = channels or [max(8, c // 2) for c in auto_channels(data_shape[1], data_shape[2])]
+        shapes = conv_shapes(data_shape, channels)
+        self.stages = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.2))
+            for (c_in, _, _), (c_out, _, _) in zip(shapes[:-1], shapes[1:])
+        )
+        self.head = nn.Conv2d(channels[-1], 1, 3, padding=1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        features = []
+        h = x
+        for stage in self.stages:
+            h = stage(h)
+            features.append(h)
+        return self.head(h), features

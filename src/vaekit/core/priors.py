@@ -10,6 +10,8 @@ without retraining (Ghosh et al. 2020; Dai & Wipf 2019):
   GaussianMixturePrior  a Gaussian mixture fitted on the codes (scikit-learn), stored as tensors
   SecondStagePrior      a small second VAE trained on the codes (Dai & Wipf 2019): u ~ N(0, I),
                         z = its decoder's mean at u
+  FlowPrior             a latent diffusion model: flow matching on the codes (vaekit.core.flow),
+                        sampled by a deterministic ODE from N(0, I) noise in a few Heun steps
 
 Every prior has .sample(n, temperature=, generator=, device=) -> (n, latent_dim); temperature
 scales the spread around the prior's means (< 1: safer, less varied samples).
@@ -24,9 +26,16 @@ import math
 import torch
 from torch import Tensor
 
-PRIOR_KINDS = ("standard", "gmm", "vae")
+from . import flow
+
+PRIOR_KINDS = ("standard", "gmm", "vae", "diffusion")
 # how each kind is named in printed results ("decoded z ~ ...")
-PRIOR_NAMES = {"standard": "N(0, I)", "gmm": "the fitted Gaussian mixture", "vae": "the fitted second-stage VAE"}
+PRIOR_NAMES = {
+    "standard": "N(0, I)",
+    "gmm": "the fitted Gaussian mixture",
+    "vae": "the fitted second-stage VAE",
+    "diffusion": "the fitted latent diffusion (flow matching) prior",
+}
 
 
 def _draw_device(generator: torch.Generator | None, device) -> torch.device | str:
@@ -143,3 +152,45 @@ class SecondStagePrior:
         eps = torch.randn(mean.shape, generator=generator, device=at).cpu()
         z = (mean + temperature * sigma * eps) * self.scale + self.shift
         return z.to(device=device, dtype=dtype)
+
+
+class FlowPrior:
+    """A latent diffusion prior: a flow-matching velocity field (vaekit.core.flow) trained on the
+    standardized codes z' = (z - shift) / scale. x0 ~ N(0, I) scaled by the temperature, z' = the
+    ODE's solution at t = 1 after `steps` Heun steps, z = shift + scale * z'. shift, scale (D,)."""
+
+    kind = "diffusion"
+
+    def __init__(self, net: flow.VelocityField, shift: Tensor, scale: Tensor, *, steps: int):
+        self.net, self.shift, self.scale, self.steps = net.eval(), shift, scale, steps
+
+    @property
+    def latent_dim(self) -> int:
+        return self.shift.shape[0]
+
+    def _device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """(n, D): the same noise (generator) gives the same codes; temperature scales the noise."""
+        at = _draw_device(generator, "cpu")
+        x0 = torch.randn(n, self.latent_dim, generator=generator, device=at).to(self._device())
+        z = flow.integrate(self.net, temperature * x0, self.steps).cpu()
+        return (z * self.scale + self.shift).to(device=device, dtype=dtype)
+
+    def log_prob(self, z: Tensor, *, steps: int | None = None) -> Tensor:
+        """(N, D) -> (N,) in nats, by the probability-flow ODE (steps Heun steps; default the
+        sampler's): log p(z) = log p(z') - sum_d log scale_d."""
+        x = ((z.float().cpu() - self.shift) / self.scale).to(self._device())
+        return flow.log_prob(self.net, x, steps or self.steps).cpu() - self.scale.log().sum()
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {"shift": self.shift, "scale": self.scale, **{f"net.{k}": v for k, v in self.net.state_dict().items()}}

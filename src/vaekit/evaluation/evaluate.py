@@ -218,6 +218,7 @@ def metric_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "reconstructions / training examples (the floor) vs the same examples",
             )
         )
+        rows += _fidelity_rows(smp)
         rows.append(
             (
                 "samples",
@@ -227,6 +228,33 @@ def metric_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
         rows.append(("samples", "feature classifier", "", smp["classifier"]))
+    return rows
+
+
+def _fidelity_rows(smp: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Precision / recall and sharpness rows of a samples section (absent in evaluations saved
+    before they existed, and for data they do not apply to)."""
+    rows = []
+    if smp.get("precision_samples") is not None:
+        rows.append(
+            (
+                "samples",
+                f"precision / recall (k={smp['k']})",
+                f"{smp['precision_samples']:.3f} / {smp['recall_samples']:.3f}",
+                f"samples in the data's manifold / data in the samples' (Kynkaanniemi et al. 2019); "
+                f"training examples: {smp['precision_train_reference']:.3f} / {smp['recall_train_reference']:.3f}",
+            )
+        )
+    if smp.get("sharpness_samples") is not None:
+        rows.append(
+            (
+                "samples",
+                "sharpness ratio",
+                f"{smp['sharpness_samples']:.3f}",
+                f"Laplacian energy of samples / of the data (1 = as sharp); reconstructions "
+                f"{smp['sharpness_reconstructions']:.3f}, training examples {smp['sharpness_train_reference']:.3f}",
+            )
+        )
     return rows
 
 

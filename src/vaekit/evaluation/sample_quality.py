@@ -1,5 +1,7 @@
 """Sample quality: the Frechet distance between two sets of examples in a feature classifier's
-features (FD; not FID: no Inception weights here), and how recognisable samples are."""
+features (FD; not FID: no Inception weights here), precision and recall in the same features
+(vaekit.evaluation.precision_recall), sharpness (vaekit.evaluation.sharpness), and how
+recognisable samples are."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from ..core.model import VAE
 from ..core.sampling import decode, reconstruct, sample
 from ..data import DataSplits
 from ..errors import VaekitError
+from . import sharpness
 from .common import labels_for
+from .precision_recall import K_NEAREST, knn_radii, precision_recall
 
 
 def gaussian_stats(features: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,34 +80,54 @@ def class_confidence(classifier, x: Tensor) -> dict[str, float]:
 
 
 def sample_metrics(
-    model, data: DataSplits, classifier, *, split: str = "test", n: int | None = None, seed: int = 0, prior=None
+    model,
+    data: DataSplits,
+    classifier,
+    *,
+    split: str = "test",
+    n: int | None = None,
+    seed: int = 0,
+    prior=None,
+    k: int | None = K_NEAREST,
 ) -> dict[str, Any]:
-    """FD (classifier features) between n samples from the prior and the split's examples, with two
-    references on the same features and n: the model's reconstructions, and the training set
-    itself (the floor that a perfect generator would reach, up to sampling noise).
-    prior: what samples are drawn from (None: N(0, I)); with a fitted prior (vaekit.core.priors) the
-    FD of N(0, I) samples is reported too, as fd_samples_standard."""
+    """Samples from the prior against the split's examples (n of each): FD (classifier features),
+    precision and recall (k-nearest-neighbour manifolds in the same features; k=None skips them)
+    and, for images, the sharpness ratio; with the same measures for two references: the model's
+    reconstructions of those examples, and training examples (the floor that a perfect generator
+    would reach, up to sampling noise). prior: what samples are drawn from (None: N(0, I)); with
+    a fitted prior (vaekit.core.priors) the FD of N(0, I) samples is reported too, as
+    fd_samples_standard."""
     ref = data.split(split)
     n = min(n or len(ref), len(ref))
     if n < 2:
         raise VaekitError("sample quality needs at least 2 examples in the split")
     ref_x = ref.x[:n]
-    ref_stats = gaussian_stats(classifier.features(ref_x))
-    fd = lambda x: frechet_distance(*gaussian_stats(classifier.features(x)), *ref_stats)  # noqa: E731
+    ref_f = classifier.features(ref_x)
+    ref_stats = gaussian_stats(ref_f)
+    fd = lambda f: frechet_distance(*gaussian_stats(f), *ref_stats)  # noqa: E731
     samples = generate(model, n, seed=seed, prior=prior)
     kind = "standard" if prior is None else prior.kind
     recon = torch.cat(
         [reconstruct(model, x, labels_for(model, y)) for x, y in ref.subset(torch.arange(n)).batches(512)]
     )
     train_x = data.train.x[torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n]]
+    sets = {"samples": samples, "reconstructions": recon, "train_reference": train_x}
+    feats = {name: classifier.features(x) for name, x in sets.items()}
+    res: dict[str, Any] = {"n": n, "prior": kind, **{f"fd_{name}": fd(f) for name, f in feats.items()}}
+    if kind != "standard":
+        res["fd_samples_standard"] = fd(classifier.features(generate(model, n, seed=seed)))
+    if k is not None and n > k:
+        res["k"] = k
+        radii = knn_radii(ref_f, k)
+        for name in ("samples", "train_reference"):
+            for what, value in precision_recall(ref_f, feats[name], k=k, real_radii=radii).items():
+                res[f"{what}_{name}"] = value
+    if sharpness.is_measurable(list(ref_x.shape[1:])):
+        for name in ("samples", "reconstructions", "train_reference"):
+            res[f"sharpness_{name}"] = sharpness.sharpness_ratio(sets[name], ref_x)
     return {
-        "n": n,
-        "prior": kind,
-        "fd_samples": fd(samples),
-        **({} if kind == "standard" else {"fd_samples_standard": fd(generate(model, n, seed=seed))}),
-        "fd_reconstructions": fd(recon),
-        "fd_train_reference": fd(train_x),
-        **{f"samples_{k}": v for k, v in class_confidence(classifier, samples).items()},
+        **res,
+        **{f"samples_{key}": v for key, v in class_confidence(classifier, samples).items()},
         "classifier_test_accuracy": classifier.meta.get("test_accuracy"),
         "classifier": classifier.describe(),
     }

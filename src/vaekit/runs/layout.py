@@ -15,7 +15,17 @@ FIGURES = ("reconstructions", "samples", "loss_curves", "latent_scatter")
 LEGACY_FILES = ("sweep_eval.json",)  # written by vaekit before the run layer
 
 PRIOR_DIR = "priors"
-PRIOR_FILES = {"default.json", "gmm.json", "gmm.safetensors", "vae.json", "vae.safetensors", "vae-codes.npz"}
+PRIOR_FILES = {
+    "default.json",
+    "gmm.json",
+    "gmm.safetensors",
+    "vae.json",
+    "vae.safetensors",
+    "vae-codes.npz",
+    "diffusion.json",
+    "diffusion.safetensors",
+    "diffusion-progress.safetensors",
+}
 STAGE_TWO_DIR = "vae"  # inside priors/: the second-stage VAE's own run folder
 BACKGROUND_DIR = "background"  # a run folder
 TENSORBOARD_DIR = "tensorboard"

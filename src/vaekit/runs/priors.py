@@ -6,6 +6,12 @@
   priors/vae.json            how the second stage was fitted
   priors/vae.safetensors     shift (D,), scale (D,): codes are standardized for the second stage
   priors/vae/                the second-stage VAE: itself a run folder
+  priors/diffusion.json      how the latent diffusion (flow matching) prior was fitted: its
+                             network's sizes and the sampler's steps
+  priors/diffusion.safetensors   shift (D,), scale (D,) and the velocity network's weights ("net.*")
+  priors/diffusion-progress.safetensors   while it is fitted: the last finished epoch's weights,
+                             Adam state, RNG state and settings (a checkpoint), so that an
+                             interrupted fit resumes; removed when the fit ends
 
 A prior is bound to the weights it was fitted to (their sha256): after more training it is
 refused rather than silently used.
@@ -20,6 +26,8 @@ from torch import Tensor
 
 from ..core.priors import PRIOR_KINDS
 from ..errors import RunFolderError, VaekitError
+from ..training.state import TrainingState
+from .checkpoint import load_checkpoint, save_checkpoint
 from .files import read_json, read_tensors, write_json, write_tensors
 from .layout import PRIOR_DIR, STAGE_TWO_DIR
 
@@ -47,6 +55,27 @@ class PriorStore:
         )
         write_json(self.folder / "default.json", {"kind": kind})
         return self.folder
+
+    def _progress_path(self, kind: str) -> Path:
+        return self.folder / f"{kind}-progress.safetensors"
+
+    def save_progress(self, kind: str, state: TrainingState) -> None:
+        """A fit in progress (a checkpoint: weights, optimizer, RNG, its loop state)."""
+        save_checkpoint(self._progress_path(kind), state)
+
+    def progress(self, kind: str) -> TrainingState | None:
+        """The checkpoint of an interrupted fit of `kind`, or None (none, or unreadable: the fit
+        starts afresh and overwrites it)."""
+        path = self._progress_path(kind)
+        if not path.is_file():
+            return None
+        try:
+            return load_checkpoint(path)
+        except RunFolderError:
+            return None
+
+    def clear_progress(self, kind: str) -> None:
+        self._progress_path(kind).unlink(missing_ok=True)
 
     def fitted(self) -> list[str]:
         """The kinds of fitted prior stored here (standard is always available)."""

@@ -27,8 +27,9 @@ from typing import Any
 import torch
 
 from ..config import RunConfig
+from ..core.flow import VelocityField
 from ..core.model import VAE
-from ..core.priors import GaussianMixturePrior, SecondStagePrior, StandardNormal
+from ..core.priors import FlowPrior, GaussianMixturePrior, SecondStagePrior, StandardNormal
 from ..data import DataSplits, Examples, TableSchema, load_data, read_examples
 from ..errors import RunFolderError, VaekitError, not_a_run
 from ..training.devices import resolve_device
@@ -176,6 +177,17 @@ class Run:
             rows.append(row)
         return rows
 
+    def kept_row(self) -> dict[str, Any] | None:
+        """The metrics of the epoch whose weights model.safetensors holds: the best validation
+        loss; under --adversarial once the discriminator has trained, the last epoch (see
+        vaekit.training.adversarial). None before the first epoch."""
+        rows = self.metrics()
+        if not rows:
+            return None
+        if any(r.get("adv_d_loss") is not None for r in rows):
+            return rows[-1]
+        return min(rows, key=lambda r: r["val_loss"])
+
     def append_metrics(self, row: dict[str, Any]) -> None:
         """One more line, the whole file written anew atomically (a kill never tears a line)."""
         self._write_metrics([*self.metrics(), row])
@@ -257,7 +269,7 @@ class Run:
         return PriorStore(self.path, self.weights_digest)
 
     def prior(self, kind: str | None = None):
-        """The prior to draw samples from: "standard", "gmm" or "vae"; None: the run's default
+        """The prior to draw samples from: "standard", "gmm", "vae" or "diffusion"; None: the run's default
         (the prior fitted last, or N(0, I) when none was). RunFolderError when the asked-for prior
         was not fitted or was fitted to other weights."""
         store = self.priors
@@ -268,9 +280,11 @@ class Run:
         try:
             if kind == "gmm":
                 prior = GaussianMixturePrior(t["weights"], t["means"], t["scale_tril"])
-            else:
+            elif kind == "vae":
                 stage_two = Run.open(store.stage_two_path(), device=str(self.model.device)).model
                 prior = SecondStagePrior(stage_two, t["shift"], t["scale"])
+            else:
+                prior = self._flow_prior(store.info(kind), t)
         except KeyError as e:
             raise RunFolderError(f"the {kind} prior in {self.path} lacks its {e} tensor") from None
         if prior.latent_dim != self.config.model.latent_dim:
@@ -279,6 +293,16 @@ class Run:
                 f"the model {self.config.model.latent_dim}"
             )
         return prior
+
+    def _flow_prior(self, info: dict[str, Any], t: dict[str, torch.Tensor]) -> FlowPrior:
+        """The latent diffusion prior from its description (sizes, steps) and tensors."""
+        try:
+            net = VelocityField(t["shift"].shape[0], hidden=int(info["hidden"]), depth=int(info["depth"]))
+            net.load_state_dict({k[len("net.") :]: v for k, v in t.items() if k.startswith("net.")})
+            steps = int(info["steps"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise RunFolderError(f"the diffusion prior in {self.path} is damaged: {str(e).splitlines()[0]}") from None
+        return FlowPrior(net.to(self.model.device), t["shift"], t["scale"], steps=steps)
 
     # -- the background model ------------------------------------------------------------------------------
     @property

@@ -66,7 +66,7 @@ def serve(
 ) -> None:
     """Serve the explorer for one run folder until interrupted. Binds to loopback unless told
     otherwise; opens no browser. prior: what samples are drawn from: a prior, or its kind
-    (standard, gmm or vae); None: the prior fitted last with `vaekit fit-prior`, else N(0, I)."""
+    (standard, gmm, vae or diffusion); None: the prior fitted last with `vaekit fit-prior`, else N(0, I)."""
     if not MIN_UPLOAD_MB <= max_upload_mb <= MAX_UPLOAD_MB:  # also refuses nan and inf
         raise VaekitError(
             f"--max-upload-mb must lie between {MIN_UPLOAD_MB:g} and {MAX_UPLOAD_MB:g}, not {max_upload_mb:g}"

@@ -204,7 +204,7 @@ class Explorer:
     @classmethod
     def from_run(cls, path: str | Path, *, device: str = "cpu", prior=None, **options) -> Explorer:
         """Load a run folder's best model and its test split (options: see build). prior: a
-        prior object, or its kind (standard, gmm or vae); None: the prior fitted last with
+        prior object, or its kind (standard, gmm, vae or diffusion); None: the prior fitted last with
         `vaekit fit-prior`, else N(0, I), as `vaekit sample` chooses."""
         run = load_run(path, device=device)
         if prior is None or isinstance(prior, str):

@@ -6,6 +6,7 @@ TrainConfig; writes nothing itself (callbacks do: vaekit.runs.writer writes the 
   state       checkpointable training state  validation the objective on a whole dataset
   precision   autocast and gradient scaling  devices    --device, host syncs
   distributed torchrun / DDP                 denormals  flush-to-zero on every CPU thread
+  adversarial the VAE-GAN step (--adversarial) optim     Adam, gradient norm, a vetoable step
 """
 
 from .callbacks import Callback, EveryEpoch, Progress, TensorBoard

@@ -1,5 +1,5 @@
 """The one training loop. It knows the model only through `model(x, y, target=, eps=) ->
-ModelOutput` and the objective through `objective.loss(out, step)`; data, the objective and the
+ModelOutput` and the objective through `objective.loss(out, step, progress)`; data, the objective and the
 callbacks are passed in, and it writes nothing itself (the run folder is a callback's business,
 see vaekit.runs.writer).
 
@@ -39,10 +39,12 @@ from ..data.corruption import corrupt
 from ..data.datasets import Dataset, DataSplits
 from ..errors import TrainingDiverged, VaekitError
 from . import distributed
+from .adversarial import PART, AdversarialTraining
 from .callbacks import Callback, notify
 from .denormals import flush_denormals
 from .devices import LOG_EVERY, host_sync_every
 from .guard import Guard
+from .optim import apply_step, grad_norm, make_optimizer
 from .precision import Precision
 from .schedules import LRSchedule
 from .state import TrainingState, rng_state, set_rng_state
@@ -56,30 +58,12 @@ _NO_BUFFER_SYNC = (
 )
 
 
-def make_optimizer(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where this PyTorch has one for the parameters' device
-    (CPU, CUDA, MPS in recent versions): about 4x faster than the per-tensor loop on the CPU,
-    and it honours a device-side `found_inf` flag. Elsewhere the multi-tensor version."""
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
-
-
 def _prefers_channels_last(model: torch.nn.Module, device: torch.device, precision: Precision) -> bool:
     """Conv nets run faster with channels-last weights and activations under reduced precision
     (oneDNN's bf16 kernels on the CPU: conv VAE step 56 -> 45 ms here) and on CUDA (tensor
     cores); in float32 on the CPU it makes no measurable difference, so we leave it."""
     has_conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
     return has_conv and (precision.dtype is not None or device.type == "cuda")
-
-
-def _grad_norm(params: list[torch.nn.Parameter], clip: float | None) -> torch.Tensor:
-    """The global gradient norm (clipping to `clip` when given): a 0-dim device tensor."""
-    if clip is not None:
-        return torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
-    grads = [p.grad for p in params if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 @dataclass
@@ -102,6 +86,7 @@ class Loop:
     steps: int  # per epoch
     examples: int  # per epoch, over all ranks
     clip: tuple[float, float] | None  # where corrupted inputs are clipped (the data's range)
+    adversarial: AdversarialTraining | None  # the discriminator and its step, with --adversarial
     state: dict[str, Any] = field(default_factory=dict)  # epoch, step, best_val, bad_epochs, seconds
     improved: bool = False  # the last epoch reached a new best validation loss
     stop: bool = False
@@ -125,7 +110,16 @@ class Loop:
     def snapshot(self) -> TrainingState:
         """Everything an exact resume needs. A collective under torchrun: call it on every rank."""
         rng = rng_state(self.data_gen, self.device, self.ctx)
-        return TrainingState(self.model.state_dict(), self.optimizer.state_dict(), rng, dict(self.state))
+        parts = {} if self.adversarial is None else {PART: self.adversarial.state_dict()}
+        return TrainingState(self.model.state_dict(), self.optimizer.state_dict(), rng, dict(self.state), parts)
+
+    def step(self, i: int, x, x_in, y, eps, step: int, batch: int) -> None:
+        """Train on the epoch's batch i (the run's batch `batch`): the VAE's step, or with
+        --adversarial the joint VAE-GAN step."""
+        if self.adversarial is None:
+            train_step(self, i, x, x_in, y, eps, step, batch)
+        else:
+            self.adversarial.step(self, i, x, x_in, y, eps, step, batch, train_step)
 
 
 # -- setting up ------------------------------------------------------------------------------------
@@ -149,9 +143,12 @@ def start(
     optimizer = make_optimizer(params, cfg.lr)
     precision = Precision(cfg.precision, device)
     data_gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    adversarial = _adversarial(model, cfg, ctx)
     state: dict[str, Any] = {"epoch": 0, "step": 0, "best_val": math.inf, "bad_epochs": 0, "seconds": 0.0}
     if resume is not None:
         state = _restore(resume, model, optimizer, data_gen, device, ctx)
+        if adversarial is not None:
+            adversarial.load_state_dict(resume.parts.get(PART))
     if _prefers_channels_last(model, device, precision):
         model.to(memory_format=torch.channels_last)  # in place: the optimizer keeps the same parameters
     forward_full, forward_rest = _forwards(model, cfg, ctx, device)
@@ -184,8 +181,17 @@ def start(
         steps=steps,
         examples=n,
         clip=clip,
+        adversarial=adversarial,
         state=state,
     )
+
+
+def _adversarial(model, cfg: TrainConfig, ctx: distributed.Context) -> AdversarialTraining | None:
+    if not cfg.adversarial:
+        return None
+    if ctx.enabled:  # the adaptive weight's partial gradients do not go through DDP's reducer
+        raise VaekitError("--adversarial trains in one process; run it without torchrun")
+    return AdversarialTraining(model, cfg)
 
 
 def _restore(resume: TrainingState, model, optimizer, data_gen, device, ctx) -> dict[str, Any]:
@@ -248,12 +254,8 @@ def train_step(loop: Loop, i: int, x, x_in, y, eps, step: int, batch: int) -> No
         loss = loop.objective.loss(out, step, loop.schedule.progress(batch))
     loop.optimizer.zero_grad(set_to_none=True)
     loop.precision.backward(loss, loop.optimizer)
-    found_inf = loop.guard.check(loss, _grad_norm(loop.params, loop.cfg.grad_clip))
-    if loop.optimizer.param_groups[0].get("fused"):
-        loop.optimizer.found_inf = found_inf  # the fused kernel skips the update when set
-        loop.optimizer.step()
-    elif not bool(found_inf):  # the multi-tensor Adam cannot skip on its own: a host sync
-        loop.optimizer.step()
+    found_inf = loop.guard.check(loss, grad_norm(loop.params, loop.cfg.grad_clip))
+    apply_step(loop.optimizer, found_inf)
     loop.precision.after_step()
     loop.guard.record(i, len(x), loss, out.recon, out.kl)
 
@@ -275,7 +277,7 @@ def train_epoch(loop: Loop, callbacks: list[Callback]) -> float:
         # the KL schedule's step: applied steps as last read, plus the steps since (exact unless a
         # step was skipped since the last read); the rate follows every batch of the run
         step = applied_at_sync + (i - guard.read_upto)
-        train_step(loop, i, x, x_in, y, eps, step, first_step + i)
+        loop.step(i, x, x_in, y, eps, step, first_step + i)
         if (i + 1) % sync_every == 0 or i == loop.steps - 1:
             guard.read(i + 1, first_step=first_step)
             applied_at_sync = loop.state["step"] + guard.applied
@@ -312,7 +314,7 @@ def end_epoch(loop: Loop, seconds: float, started: float, v: dict[str, float]) -
     distributed.all_reduce_sum_(totals, loop.ctx)  # every rank's examples and sums
     seen, l_sum, r_sum, k_sum = totals.tolist()
     tr_loss, tr_recon, tr_kl = (v_ / max(seen, 1.0) for v_ in (l_sum, r_sum, k_sum))
-    loop.improved = v["loss"] < state["best_val"]
+    loop.improved = v["loss"] < state["best_val"] or _adversarial_on(loop)
     if loop.improved:
         state["best_val"], state["bad_epochs"] = v["loss"], 0
     else:
@@ -343,7 +345,14 @@ def end_epoch(loop: Loop, seconds: float, started: float, v: dict[str, float]) -
         "skipped_steps": loop.guard.skipped,
         "precision": loop.precision.name,
         "lr": lr,
+        **({} if loop.adversarial is None else loop.adversarial.epoch_metrics()),
     }
+
+
+def _adversarial_on(loop: Loop) -> bool:
+    """Whether the discriminator is training: then the validation likelihood no longer measures
+    what training aims at (sharpness is bought with it), and every epoch's weights are kept."""
+    return loop.adversarial is not None and loop.state["step"] >= loop.cfg.adversarial_start
 
 
 def patience_spent(loop: Loop) -> bool:

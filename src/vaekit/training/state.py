@@ -1,10 +1,10 @@
-"""What a checkpoint holds: the model's and the optimizer's state, every RNG state and the loop's
-own counters. The loop builds one with `capture` (a collective under torchrun: every rank calls
+"""What a checkpoint holds: the model's and the optimizer's state, every RNG state, the loop's
+own counters, and any further trained part (a discriminator) with its optimizer. The loop builds one with `capture` (a collective under torchrun: every rank calls
 it) and continues from one exactly with `restore`; vaekit.runs writes and reads it as a file."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,6 +19,9 @@ class TrainingState:
     optimizer: dict[str, Any]  # torch's optimizer state_dict
     rng: dict[str, torch.Tensor]  # "data" (shared), "torch" / "cuda" (rank 0), "torch.rank1", ...
     loop: dict[str, Any]  # epoch, step, best_val, bad_epochs, seconds, schedule: JSON-ready
+    # further trained parts, by name: {"model": state_dict, "optimizer": state_dict} (the
+    # discriminator of --adversarial)
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def epoch(self) -> int:

@@ -21,9 +21,13 @@ import torch
 from ..atomic import atomic_write, write_json
 from ..core import sampling
 from ..core.model import VAE
+from ..core.sampling import reconstruct
 from ..errors import VaekitError
+from ..evaluation import sharpness
 from ..evaluation.classifier import get_classifier
+from ..evaluation.common import labels_for
 from ..evaluation.latent import latent_metrics
+from ..evaluation.precision_recall import knn_radii, precision_recall
 from ..evaluation.reconstruction import reconstruction_metrics
 from ..evaluation.sample_quality import (
     class_confidence,
@@ -62,21 +66,43 @@ def model_summary(run: Run, data, classifier, *, n: int, seed: int = 0) -> dict[
     """The numbers compare() puts side by side for one run's model (test split, n samples)."""
     model, test = run.model, data.test
     ref = test.x[:n]
-    ref_stats = gaussian_stats(classifier.features(ref))
-    fd = lambda x: frechet_distance(*gaussian_stats(classifier.features(x)), *ref_stats)  # noqa: E731
+    ref_f = classifier.features(ref)
+    ref_stats = gaussian_stats(ref_f)
+    ref_radii = knn_radii(ref_f)
+    can_sharpness = sharpness.is_measurable(model.data_shape)
+
+    def measured(x: torch.Tensor) -> dict[str, Any]:
+        """FD, precision, recall and sharpness ratio of generated examples x (n, ...)."""
+        f = classifier.features(x)
+        return {
+            "fd": frechet_distance(*gaussian_stats(f), *ref_stats),
+            **precision_recall(ref_f, f, real_radii=ref_radii),
+            "sharpness": sharpness.sharpness_ratio(x, ref) if can_sharpness else None,
+        }
+
     prior_samples = generate(model, n, seed=seed)
-    fit_samples = generate(model, n, z=fitted_codes(model, data, n, seed=seed))
+    at_standard = measured(prior_samples)
+    run_prior = run.prior()  # the run's default sampling prior (N(0, I) unless one was fitted)
+    at_run_prior = (
+        at_standard if run_prior.kind == "standard" else measured(generate(model, n, seed=seed, prior=run_prior))
+    )
     lat = latent_metrics(model, test)
     rec = reconstruction_metrics(model, test, classifier=classifier)
     code_std = sorted(lat["code_std"])
+    recon = reconstruct(model, ref, labels_for(model, test.y[:n] if test.y is not None else None))
     return {
         "kind": model.config.kind,
         "arch": model.config.arch,
         "likelihood": model.config.likelihood,
         "latent_dim": model.latent_dim,
         "run": str(run.path),
-        "fd_prior_samples": fd(prior_samples),
-        "fd_fitted_gaussian_samples": fd(fit_samples),
+        "run_prior": run_prior.kind,
+        **{f"{k}_prior_samples": v for k, v in at_standard.items()},
+        **{f"{k}_run_prior_samples": v for k, v in at_run_prior.items()},
+        "fd_fitted_gaussian_samples": frechet_distance(
+            *gaussian_stats(classifier.features(generate(model, n, z=fitted_codes(model, data, n, seed=seed)))),
+            *ref_stats,
+        ),
         **{f"prior_samples_{k}": v for k, v in class_confidence(classifier, prior_samples).items()},
         "prior_mismatch": lat["prior_mismatch"],
         "code_std_median": code_std[len(code_std) // 2],
@@ -84,6 +110,7 @@ def model_summary(run: Run, data, classifier, *, n: int, seed: int = 0) -> dict[
         "recon_mse": rec["mse"],
         "recon_psnr": rec["psnr"],
         "recon_ssim": rec["ssim"],
+        "sharpness_reconstructions": sharpness.sharpness_ratio(recon, ref) if can_sharpness else None,
         "classifier_accuracy_reconstruction": rec.get("classifier_accuracy_reconstruction"),
     }
 
@@ -102,6 +129,14 @@ def _same_data(a: Run, b: Run) -> None:
 
 ROWS = [  # key, label, format, what is better
     ("fd_prior_samples", "FD (classifier features), z ~ N(0, I)", "{:.3f}", "lower"),
+    ("precision_prior_samples", "precision of N(0, I) samples (k=3)", "{:.3f}", "higher"),
+    ("recall_prior_samples", "recall of N(0, I) samples (k=3)", "{:.3f}", "higher"),
+    ("sharpness_prior_samples", "sharpness ratio of N(0, I) samples", "{:.3f}", "near 1"),
+    ("run_prior", "the run's sampling prior (vaekit fit-prior)", "{}", ""),
+    ("fd_run_prior_samples", "FD (classifier features), z ~ the run's prior", "{:.3f}", "lower"),
+    ("precision_run_prior_samples", "precision, z ~ the run's prior", "{:.3f}", "higher"),
+    ("recall_run_prior_samples", "recall, z ~ the run's prior", "{:.3f}", "higher"),
+    ("sharpness_run_prior_samples", "sharpness ratio, z ~ the run's prior", "{:.3f}", "near 1"),
     ("fd_fitted_gaussian_samples", "FD (classifier features), z ~ Gaussian fit to codes", "{:.3f}", "lower"),
     ("prior_samples_confidence", "classifier confidence on N(0, I) samples", "{:.1%}", "higher"),
     ("prior_samples_class_coverage", "class coverage of N(0, I) samples (1 = uniform)", "{:.2f}", "higher"),
@@ -111,6 +146,7 @@ ROWS = [  # key, label, format, what is better
     ("recon_mse", "reconstruction MSE", "{:.5f}", "lower"),
     ("recon_psnr", "reconstruction PSNR, dB", "{:.2f}", "higher"),
     ("recon_ssim", "reconstruction SSIM", "{:.4f}", "higher"),
+    ("sharpness_reconstructions", "sharpness ratio of reconstructions", "{:.3f}", "near 1"),
     ("classifier_accuracy_reconstruction", "classifier accuracy on reconstructions", "{:.1%}", "higher"),
 ]
 
@@ -186,11 +222,13 @@ def compare(
 
     pictures: dict[str, dict[str, bytes]] = {}
     pairs = interpolation_pairs(test, 6)
-    for label, model, tag in ((la, ra.model, "a"), (lb, rb.model, "b")):
+    for label, run, tag in ((la, ra, "a"), (lb, rb, "b")):
+        model = run.model
         grid, per_row = reconstruction_grid(model, test)
         fit = generate(model, 64, z=fitted_codes(model, data, 64, seed=seed))
         pictures[label] = {
             "samples": html.grid_png(generate(model, 64, seed=seed), nrow=8),
+            "run_prior": html.grid_png(generate(model, 64, seed=seed, prior=run.prior()), nrow=8),
             "fitted": html.grid_png(fit, nrow=8),
             "interpolations": html.grid_png(interpolation_grid(model, test, pairs), nrow=10),
             "reconstructions": html.grid_png(grid, nrow=per_row),
@@ -231,6 +269,7 @@ def _html(res: dict[str, Any], pictures: dict[str, dict[str, bytes]], run_a: Pat
     captions = {
         "samples": f"decoded z ~ N(0, I), seed {res['seed']}"
         + (", the same z for both" if a["latent_dim"] == b["latent_dim"] else ""),
+        "run_prior": "decoded z ~ the run's sampling prior",
         "fitted": "decoded z ~ Gaussian fitted to the model's own training codes",
         "interpolations": "straight lines between the posterior means of the same test pairs",
         "reconstructions": "test examples (odd rows) and reconstructions (even rows)",
@@ -239,6 +278,7 @@ def _html(res: dict[str, Any], pictures: dict[str, dict[str, bytes]], run_a: Pat
     sections = [("Numbers", numbers)]
     titles = {
         "samples": "Samples from N(0, I)",
+        "run_prior": "Samples from each run's sampling prior",
         "fitted": "Samples from a Gaussian fitted to the codes",
         "interpolations": "Interpolations",
         "reconstructions": "Reconstructions",

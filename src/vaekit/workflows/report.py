@@ -95,7 +95,7 @@ def write_report(
     from `vaekit evaluate`'s JSON when there is one (metrics_path, or the run's latest), else
     they are computed with iw_samples importance samples and saved in the run (unless the report
     goes elsewhere with `out`). Samples (and the FD computed now) come from `prior` (standard,
-    gmm or vae; None: the prior fitted last with `vaekit fit-prior`, else N(0, I))."""
+    gmm, vae or diffusion; None: the prior fitted last with `vaekit fit-prior`, else N(0, I))."""
     run = load_run(run_dir, device=device)
     out = Path(out) if out is not None else run.report_path
     if out.is_dir():
@@ -136,10 +136,14 @@ def _training_section(run: Run) -> list[tuple[str, str]]:
     if not rows:
         return []
     total = sum(r["seconds"] for r in rows)
-    best = min(rows, key=lambda r: r["val_loss"])
+    kept = run.kept_row()
+    which = (
+        "kept the last epoch (adversarial), validation loss"
+        if kept.get("adv_d_loss") is not None
+        else "best validation loss"
+    )
     caption = (
-        f"{len(rows)} epochs in {total:.0f} s; best validation loss {best['val_loss']:.2f} nats/example at "
-        f"epoch {best['epoch']}"
+        f"{len(rows)} epochs in {total:.0f} s; {which} {kept['val_loss']:.2f} nats/example at epoch {kept['epoch']}"
     )
     return [("Training", figure(figure_png(lambda p: plots.loss_curves(rows, p)), caption))]
 

@@ -185,7 +185,7 @@ def evaluate_point(
     }
     if data.has_labels:  # the FD's feature classifier needs labels
         clf = classifier.get_classifier(run.config.data, data)
-        s = sample_metrics(model, data, clf, split="test", n=fd_samples, seed=seed)
+        s = sample_metrics(model, data, clf, split="test", n=fd_samples, seed=seed, k=None)  # FD only
         row.update(fd=s["fd_samples"], fd_train_reference=s["fd_train_reference"], fd_n=s["n"])
     if iw_samples > 0 and is_vae:
         lik = likelihood_metrics(model, data.test, iw_samples=iw_samples, seed=seed)
