@@ -37,8 +37,13 @@ def load_checkpoint(path: Path) -> TrainingState:
     groups = meta_json(path, meta, "optim_groups")
     scalars = meta_json(path, meta, "optim_scalars")
     loop = meta_json(path, meta, "state")
-    if not (isinstance(groups, list) and isinstance(scalars, dict) and isinstance(loop, dict)
-            and isinstance(loop.get("epoch"), int) and all(isinstance(g, dict) for g in groups)):
+    if not (
+        isinstance(groups, list)
+        and isinstance(scalars, dict)
+        and isinstance(loop, dict)
+        and isinstance(loop.get("epoch"), int)
+        and all(isinstance(g, dict) for g in groups)
+    ):
         raise not_a_run(path, "its checkpoint's loop or optimizer state is damaged")
     for g in groups:  # JSON turned tuples into lists
         if "betas" in g:

@@ -17,6 +17,7 @@ from ..errors import RunFolderError, not_a_run
 
 __all__ = ["atomic_write", "write_json", "read_json", "write_tensors", "read_tensors", "meta_json"]
 
+
 def read_json(path: Path, what: str = "file") -> Any:
     """The JSON content of a file vaekit wrote; RunFolderError when it is unreadable."""
     try:

@@ -42,7 +42,12 @@ def clear_run(path: Path) -> None:
             continue  # never follow a link out of the folder, never touch devices or pipes
         if entry.is_file() and (name in layout.OWN_FILES or _is_our_temp(name, layout.OWN_FILES)):
             entry.unlink()
-        elif entry.is_dir() and name in (layout.BACKGROUND_DIR, layout.PRIOR_DIR, layout.TENSORBOARD_DIR, layout.CACHE_DIR):
+        elif entry.is_dir() and name in (
+            layout.BACKGROUND_DIR,
+            layout.PRIOR_DIR,
+            layout.TENSORBOARD_DIR,
+            layout.CACHE_DIR,
+        ):
             _clear_folder(entry)
 
 
@@ -83,9 +88,13 @@ def check_out_folder(path: Path, *, overwrite: bool) -> bool:
     if not path.is_dir() or all(p.name == layout.LOCK_FILE for p in path.iterdir()):
         return False
     if not is_vaekit_run(path):
-        raise VaekitError(f"--out {path} is a non-empty folder that is not a vaekit run; choose another (nothing was changed)")
+        raise VaekitError(
+            f"--out {path} is a non-empty folder that is not a vaekit run; choose another (nothing was changed)"
+        )
     if not overwrite:
-        raise VaekitError(f"{path} already holds a run; pass --resume {path} to continue it, or --overwrite to start again")
+        raise VaekitError(
+            f"{path} already holds a run; pass --resume {path} to continue it, or --overwrite to start again"
+        )
     return True
 
 
@@ -97,7 +106,7 @@ class FolderLock:
         self.folder = Path(folder)
         self.fd: int | None = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.folder / layout.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:

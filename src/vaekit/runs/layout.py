@@ -20,8 +20,17 @@ BACKGROUND_DIR = "background"  # a run folder
 TENSORBOARD_DIR = "tensorboard"
 CACHE_DIR = "cache"
 
-OWN_FILES = {CONFIG_FILE, MODEL_FILE, CHECKPOINT_FILE, METRICS_FILE, EVALUATION_FILE, REPORT_FILE, LOCK_FILE,
-             *(f"{name}.png" for name in FIGURES), *LEGACY_FILES}
+OWN_FILES = {
+    CONFIG_FILE,
+    MODEL_FILE,
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    EVALUATION_FILE,
+    REPORT_FILE,
+    LOCK_FILE,
+    *(f"{name}.png" for name in FIGURES),
+    *LEGACY_FILES,
+}
 
 
 def is_event_file(name: str) -> bool:

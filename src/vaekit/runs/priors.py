@@ -22,6 +22,7 @@ from ..core.priors import PRIOR_KINDS
 from ..errors import RunFolderError, VaekitError
 from .files import read_json, read_tensors, write_json, write_tensors
 from .layout import PRIOR_DIR, STAGE_TWO_DIR
+
 PRIOR_FORMAT = "vaekit-prior/1"
 FITTED_KINDS = PRIOR_KINDS[1:]
 
@@ -40,7 +41,10 @@ class PriorStore:
     def write(self, kind: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> Path:
         """Store a fitted prior's tensors and JSON description, and make it the run's default."""
         write_tensors(self.folder / f"{kind}.safetensors", tensors)
-        write_json(self.folder / f"{kind}.json", {"format": PRIOR_FORMAT, "kind": kind, "weights_sha256": self.digest(), **meta})
+        write_json(
+            self.folder / f"{kind}.json",
+            {"format": PRIOR_FORMAT, "kind": kind, "weights_sha256": self.digest(), **meta},
+        )
         write_json(self.folder / "default.json", {"kind": kind})
         return self.folder
 
@@ -66,7 +70,9 @@ class PriorStore:
         path = self.folder / f"{kind}.json"
         run = self.folder.parent
         if not path.is_file():
-            raise RunFolderError(f"{run} has no fitted {kind} prior; fit one with `vaekit fit-prior {run} --kind {kind}`")
+            raise RunFolderError(
+                f"{run} has no fitted {kind} prior; fit one with `vaekit fit-prior {run} --kind {kind}`"
+            )
         info = read_json(path, f"the {kind} prior")
         if not isinstance(info, dict) or info.get("format") != PRIOR_FORMAT or info.get("kind") != kind:
             raise RunFolderError(f"{path} does not describe a vaekit {kind} prior")

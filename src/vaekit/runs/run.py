@@ -1,20 +1,20 @@
 """Run: the one owner of a run folder. Nothing outside vaekit.runs knows a file name inside one.
 
-  config.json              RunConfig (model, train, data) + facts about the data ("info"); its
-                           "format" field is vaekit's marker that the folder is a run
-  model.safetensors        weights of the best validation epoch (what `run.model` is)
-  checkpoint.safetensors   the last epoch: weights, optimizer, RNG and loop state (exact resume)
-  metrics.jsonl            one JSON line per epoch
-  *.png                    the pictures every run ends with (figures.py)
-  priors/                  fitted sampling priors (priors.py)
-  background/              the likelihood-ratio background model: itself a run folder
-  evaluation.json          the latest `vaekit evaluate`, which `vaekit report` reads
-  report.html              `vaekit report`
-  tensorboard/             event files with --log tensorboard
-  cache/                   results computed from the weights and kept (keyed by their hash)
+config.json              RunConfig (model, train, data) + facts about the data ("info"); its
+                         "format" field is vaekit's marker that the folder is a run
+model.safetensors        weights of the best validation epoch (what `run.model` is)
+checkpoint.safetensors   the last epoch: weights, optimizer, RNG and loop state (exact resume)
+metrics.jsonl            one JSON line per epoch
+*.png                    the pictures every run ends with (figures.py)
+priors/                  fitted sampling priors (priors.py)
+background/              the likelihood-ratio background model: itself a run folder
+evaluation.json          the latest `vaekit evaluate`, which `vaekit report` reads
+report.html              `vaekit report`
+tensorboard/             event files with --log tensorboard
+cache/                   results computed from the weights and kept (keyed by their hash)
 
-    run = vaekit.load_run("runs/fmnist")
-    run.model, run.config, run.data().test, run.metrics(), run.prior("gmm"), run.background()
+  run = vaekit.load_run("runs/fmnist")
+  run.model, run.config, run.data().test, run.metrics(), run.prior("gmm"), run.background()
 """
 
 from __future__ import annotations
@@ -34,12 +34,21 @@ from ..errors import RunFolderError, VaekitError, not_a_run
 from ..training.devices import resolve_device
 from ..training.state import TrainingState
 from .checkpoint import load_checkpoint, save_checkpoint
-from .folder import check_out_folder, clear_run
 from .files import atomic_write, read_json, read_tensors, write_json, write_tensors
+from .folder import check_out_folder, clear_run
+from .layout import (
+    BACKGROUND_DIR,
+    CACHE_DIR,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    EVALUATION_FILE,
+    FIGURES,
+    METRICS_FILE,
+    MODEL_FILE,
+    REPORT_FILE,
+    TENSORBOARD_DIR,
+)
 from .priors import PriorStore
-
-from .layout import (BACKGROUND_DIR, CACHE_DIR, CHECKPOINT_FILE, CONFIG_FILE, EVALUATION_FILE, FIGURES, METRICS_FILE,
-                     MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR)
 
 
 class Run:
@@ -60,7 +69,7 @@ class Run:
 
     # -- opening and creating ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, *, device: str = "cpu") -> "Run":
+    def open(cls, path: str | Path, *, device: str = "cpu") -> Run:
         """The run in `path`; RunFolderError when it is not one."""
         path = Path(path)
         if not path.exists():
@@ -71,7 +80,7 @@ class Run:
         return cls(path, config, info, device=device)
 
     @classmethod
-    def create(cls, path: str | Path, config: RunConfig, info: dict[str, Any], *, overwrite: bool = False) -> "Run":
+    def create(cls, path: str | Path, config: RunConfig, info: dict[str, Any], *, overwrite: bool = False) -> Run:
         """A new run in `path`: a missing or empty folder, or (overwrite) an old run, whose
         vaekit files are removed first (a user's own files beside them stay). Writes config.json.
         Call it holding the folder's lock (FolderLock)."""
@@ -106,7 +115,9 @@ class Run:
             model = VAE.from_config(self.config.model)
             model.load_state_dict(state)
         except (RuntimeError, VaekitError, TypeError, ValueError) as e:
-            raise RunFolderError(f"the weights in {self.path} do not match its config: {str(e).splitlines()[0]}") from None
+            raise RunFolderError(
+                f"the weights in {self.path} do not match its config: {str(e).splitlines()[0]}"
+            ) from None
         return model.to(resolve_device(device)).eval()
 
     def save_best(self, model: torch.nn.Module, meta: dict[str, Any]) -> None:
@@ -157,7 +168,9 @@ class Run:
                     break  # torn
                 raise not_a_run(path, f"line {i} of its metrics is not JSON") from None
             if not (isinstance(row, dict) and isinstance(row.get("epoch"), int)):
-                raise not_a_run(path, f"line {i} of its metrics is not an epoch's metrics (a JSON object with an epoch)")
+                raise not_a_run(
+                    path, f"line {i} of its metrics is not an epoch's metrics (a JSON object with an epoch)"
+                )
             rows.append(row)
         return rows
 
@@ -176,8 +189,10 @@ class Run:
     def data(self) -> DataSplits:
         """The data the run was trained on, split exactly as in training (loaded once)."""
         if self.info.get("data_in_memory"):
-            raise VaekitError(f"{self.path} was trained on data handed over in memory ({self.config.data.source}); "
-                              "it cannot be read again from its config")
+            raise VaekitError(
+                f"{self.path} was trained on data handed over in memory ({self.config.data.source}); "
+                "it cannot be read again from its config"
+            )
         if self._data is None:
             self._data = load_data(self.config.data)
         return self._data
@@ -229,8 +244,10 @@ class Run:
         except KeyError as e:
             raise RunFolderError(f"the {kind} prior in {self.path} lacks its {e} tensor") from None
         if prior.latent_dim != self.config.model.latent_dim:
-            raise RunFolderError(f"the {kind} prior in {self.path} has {prior.latent_dim} dimensions, "
-                                 f"the model {self.config.model.latent_dim}")
+            raise RunFolderError(
+                f"the {kind} prior in {self.path} has {prior.latent_dim} dimensions, "
+                f"the model {self.config.model.latent_dim}"
+            )
         return prior
 
     # -- the background model ------------------------------------------------------------------------------
@@ -238,7 +255,7 @@ class Run:
     def background_path(self) -> Path:
         return self.path / BACKGROUND_DIR
 
-    def background(self) -> "Run | None":
+    def background(self) -> Run | None:
         """The likelihood-ratio background model (`vaekit fit-background`), or None."""
         if not (self.background_path / CONFIG_FILE).is_file():
             return None
@@ -289,7 +306,10 @@ class Run:
             return None
 
     def save_cache(self, name: str, key: dict[str, Any], value: Any) -> None:
-        write_json(self.path / CACHE_DIR / f"{name}.json", {"key": {**key, "weights_sha256": self.weights_digest()}, "value": value})
+        write_json(
+            self.path / CACHE_DIR / f"{name}.json",
+            {"key": {**key, "weights_sha256": self.weights_digest()}, "value": value},
+        )
 
 
 def read_config(path: Path) -> tuple[RunConfig, dict[str, Any]]:

@@ -40,9 +40,15 @@ def model_config(data: DataSplits, kind: str, conditional: bool, given: dict[str
     likelihood = given["likelihood"]
     support = getattr(LIKELIHOODS.get(likelihood), "support", None)
     if support is not None and (lo < support[0] or hi > support[1]):
-        hint = "cannot be Bernoulli probabilities" if likelihood == "bernoulli" else f"lie outside [{support[0]:g}, {support[1]:g}] where the {likelihood} likelihood lives"
-        raise DataError(f"{data.name} has values in [{lo:.3g}, {hi:.3g}], which {hint}; "
-                        "use --likelihood gaussian or rescale the data to [0, 1]")
+        hint = (
+            "cannot be Bernoulli probabilities"
+            if likelihood == "bernoulli"
+            else f"lie outside [{support[0]:g}, {support[1]:g}] where the {likelihood} likelihood lives"
+        )
+        raise DataError(
+            f"{data.name} has values in [{lo:.3g}, {hi:.3g}], which {hint}; "
+            "use --likelihood gaussian or rescale the data to [0, 1]"
+        )
     if given.get("arch") in (None, "auto"):
         given["arch"] = default_arch(data.shape, likelihood)
     if conditional and not data.has_labels:
@@ -52,8 +58,9 @@ def model_config(data: DataSplits, kind: str, conditional: bool, given: dict[str
     return ModelConfig(kind=kind, data_shape=data.shape, num_classes=data.num_classes if conditional else 0, **given)
 
 
-def new_config(data_cfg: DataConfig, splits: DataSplits, *, kind: str, conditional: bool,
-               options: dict[str, dict[str, Any]]) -> RunConfig:
+def new_config(
+    data_cfg: DataConfig, splits: DataSplits, *, kind: str, conditional: bool, options: dict[str, dict[str, Any]]
+) -> RunConfig:
     """options: split_options' result (its data section is already in data_cfg)."""
     model = model_config(splits, kind, conditional, options["model"])
     return RunConfig(model=model, train=TrainConfig(**options["train"]), data=data_cfg)
@@ -62,16 +69,28 @@ def new_config(data_cfg: DataConfig, splits: DataSplits, *, kind: str, condition
 def data_info(data: DataSplits, *, in_memory: bool = False) -> dict[str, Any]:
     """The facts about the data a run folder records beside its config."""
     return {
-        "data_name": data.name, "is_image": data.is_image, "class_names": data.class_names,
-        "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
-        "official_test": data.official_test, "vaekit_version": __version__,
+        "data_name": data.name,
+        "is_image": data.is_image,
+        "class_names": data.class_names,
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "n_test": len(data.test),
+        "official_test": data.official_test,
+        "vaekit_version": __version__,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         **({"data_in_memory": True} if in_memory else {}),
     }
 
 
-def resumed_config(config: RunConfig, *, data: str | None, kind: str | None, conditional: bool | None,
-                   options: dict[str, Any], where: str) -> RunConfig:
+def resumed_config(
+    config: RunConfig,
+    *,
+    data: str | None,
+    kind: str | None,
+    conditional: bool | None,
+    options: dict[str, Any],
+    where: str,
+) -> RunConfig:
     """The run's config with the resumable options changed (epochs, patience, device, precision,
     compile, time limit, log); VaekitError naming anything else that would change."""
     sections = split_options(options)
@@ -95,8 +114,9 @@ def resumed_config(config: RunConfig, *, data: str | None, kind: str | None, con
             if asked != getattr(current, k):
                 changed.append(f"{k} ({_shown(getattr(current, k))} -> {_shown(asked)})")
     if changed:
-        raise VaekitError(f"--resume {where} cannot change how the run was built: {', '.join(changed)}; "
-                          "start a new run instead")
+        raise VaekitError(
+            f"--resume {where} cannot change how the run was built: {', '.join(changed)}; start a new run instead"
+        )
     return RunConfig(
         model=config.model,
         train=dataclasses.replace(config.train, **updates["train"]),

@@ -1,9 +1,9 @@
 """A sweep folder: one ordinary run folder per point (beta-0.1/, beta-1/, ..., ae/) and
 
-  sweep.json              what was asked (data, seed, options): a re-run must ask the same
-  results.json            one row per point (test split, nats per example)
-  table.md                the same rows as a Markdown table
-  rate_distortion.png, metrics_vs_beta.png, grid.png   the figures (vaekit.workflows.sweep)
+sweep.json              what was asked (data, seed, options): a re-run must ask the same
+results.json            one row per point (test split, nats per example)
+table.md                the same rows as a Markdown table
+rate_distortion.png, metrics_vs_beta.png, grid.png   the figures (vaekit.workflows.sweep)
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ class SweepFolder:
             if not isinstance(old, dict) or old.get("format") != SWEEP_FORMAT:
                 raise VaekitError(f"{path} is not a vaekit sweep file; choose another --out")
             if json.dumps(old, sort_keys=True) != json.dumps(spec, sort_keys=True):
-                raise VaekitError(f"{self.path} holds a sweep with other settings ({_differences(old, spec)}); "
-                                  "give the same settings to resume it, or another --out")
+                raise VaekitError(
+                    f"{self.path} holds a sweep with other settings ({_differences(old, spec)}); "
+                    "give the same settings to resume it, or another --out"
+                )
             return
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise VaekitError(f"--out {self.path} exists and is not a sweep folder; choose another")

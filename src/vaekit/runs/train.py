@@ -68,8 +68,13 @@ def _finish(run: Run, model: VAE, splits: DataSplits, *, figures: bool) -> None:
     """What a run ends with after its last epoch: the best model's test figures and its PNGs.
     (A run killed while doing this is finished by `vaekit train --resume`.)"""
     run.device = str(model.device)
-    run.test_metrics = evaluate_loss(model, splits.test.to(model.device), Objective.from_config(run.config.train),
-                                     seed=run.config.train.seed + 2, clip=_data_range(splits))
+    run.test_metrics = evaluate_loss(
+        model,
+        splits.test.to(model.device),
+        Objective.from_config(run.config.train),
+        seed=run.config.train.seed + 2,
+        clip=_data_range(splits),
+    )
     if figures:
         write_run_figures(run, model, splits)
 
@@ -116,8 +121,15 @@ def _train(run: Run, config: RunConfig, splits: DataSplits, device, *, resume, p
     every = [RunWriter(run), *([Progress()] if progress else []), *callbacks]
     if config.train.log == "tensorboard":
         every.append(TensorBoard(run.tensorboard_dir))
-    fit(model, Objective.from_config(config.train), splits, config.train, callbacks=every, resume=state,
-        clip=_data_range(splits))
+    fit(
+        model,
+        Objective.from_config(config.train),
+        splits,
+        config.train,
+        callbacks=every,
+        resume=state,
+        clip=_data_range(splits),
+    )
     return run.load_model("best", device=str(device))
 
 
@@ -140,8 +152,9 @@ def train(
     options = {k: v for k, v in options.items() if v is not None}
     if resume is not None:
         run = Run.open(resume)
-        config = resumed_config(run.config, data=data, kind=model, conditional=conditional, options=options,
-                                where=str(resume))
+        config = resumed_config(
+            run.config, data=data, kind=model, conditional=conditional, options=options, where=str(resume)
+        )
         if not _more_to_do(run, config):
             return finish_run(run, figures=figures)
         return train_run(config, run.data(), resume, resume=True, progress=progress, figures=figures)
