@@ -3,6 +3,9 @@ trips over many images, seeds and settings, file sizes against the model's -ELBO
 refused by another run, another build, or damage."""
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +16,6 @@ from scipy import stats
 
 import vaekit
 from vaekit.core import coding
-from vaekit.data import Examples
 from vaekit.errors import VaekitError
 from vaekit.evaluation.scores import negative_elbo
 from vaekit.workflows import compress as codec
@@ -143,6 +145,27 @@ def test_compress_and_decompress_commands_round_trip_a_split(run, tmp_path, caps
         assert np.array_equal(np.asarray(im), expected[179, 0])
 
 
+def test_another_process_with_other_threads_writes_the_same_file(run, tmp_path, capsys):
+    """The same run folder gives the same tables in a fresh process started with two threads."""
+    here, there = tmp_path / "here.vkc", tmp_path / "there.vkc"
+    assert run_cli(["compress", run.path, "--input", "digits:test", "--out", here, "-q"], capsys)[0] == 0
+    cmd = [
+        sys.executable,
+        "-m",
+        "vaekit",
+        "compress",
+        str(run.path),
+        "--input",
+        "digits:test",
+        "--out",
+        str(there),
+        "-q",
+    ]
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "2"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert here.read_bytes() == there.read_bytes()
+
+
 def test_a_folder_round_trips_pixel_for_pixel_with_its_names(run, tmp_path, capsys):
     src, rng = tmp_path / "in", np.random.default_rng(0)
     (src / "sub").mkdir(parents=True)
@@ -170,7 +193,7 @@ def test_a_file_from_another_run_is_refused(run, other_run, tmp_path, capsys):
 
 
 def test_another_build_is_refused_unless_allowed(run, digits_pixels):
-    archive, _ = codec.compress(run, codec_examples(digits_pixels[:50]))
+    archive = codec.compress(run, digits_pixels[:50])
     archive.build = "torch 0.0 AVX9; constriction 0.0"
     archive = codec.Archive.from_bytes(archive.to_bytes(), "x.vkc")
     with pytest.raises(VaekitError, match="allow-other-build"):
@@ -192,7 +215,7 @@ def test_other_probabilities_are_caught_not_returned_as_images(run, digits_pixel
 
 
 def test_damaged_or_foreign_files_are_refused_in_one_sentence(run, digits_pixels, tmp_path, capsys):
-    good = codec.compress(run, codec_examples(digits_pixels[:20]))[0].to_bytes()
+    good = codec.compress(run, digits_pixels[:20]).to_bytes()
     flipped = bytearray(good)
     flipped[-3] ^= 0x10
     cases = {
@@ -213,7 +236,3 @@ def test_damaged_or_foreign_files_are_refused_in_one_sentence(run, digits_pixels
         run_cli(["compress", run.path, "--input", "digits:test", "--out", tmp_path / "flipped.vkc", "-q"], capsys)[0]
         == 0
     )
-
-
-def codec_examples(pixels: np.ndarray) -> Examples:
-    return Examples(torch.from_numpy(pixels).float() / 255, None, [str(i) for i in range(len(pixels))], "test")

@@ -49,7 +49,9 @@ from .model import VAE
 
 DEFAULT_LATENT_BITS = 12  # buckets per latent dimension: 2**12, each 1/4096 of the prior's mass
 LATENT_BITS_RANGE = (4, 16)
-TABLE_BUDGET = 2**22  # probability-table entries per chunk (32 MiB of float64): sets the chunk size
+TABLE_BUDGET = (
+    2**20
+)  # probability-table entries per chunk (8 MiB of float64; larger ones measured slower): sets the chunk size
 MAX_CHUNK = 64
 SEED_TEXT = b"vaekit bits-back initial words"
 HEAD_BITS = 64  # the ANS coder's head (its state), which is never all popped

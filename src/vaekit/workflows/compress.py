@@ -41,7 +41,7 @@ from tqdm import tqdm
 from ..atomic import atomic_write
 from ..core import coding
 from ..core.modes import evaluating
-from ..data import Examples, read_examples
+from ..data import read_examples
 from ..errors import VaekitError
 from ..evaluation.likelihood import bits_per_dim
 from ..evaluation.scores import negative_elbo
@@ -200,33 +200,29 @@ class Summary:
 
 def compress(
     run: Run,
-    examples: Examples,
+    pixels: np.ndarray,
     *,
     latent_bits: int = coding.DEFAULT_LATENT_BITS,
-    names: bool = False,
+    names: list[str] | None = None,
     progress: bool = False,
-) -> tuple[Archive, Summary]:
-    """Code the examples with the run's model. names: keep examples.names in the file (for a folder)."""
+) -> Archive:
+    """Code 8-bit images (N, *shape) uint8 with the run's model. names: kept in the file (a folder's paths)."""
     model = coding.coding_model(run.model)
-    pixels, on_grid = to_pixels(examples.x)
     chunk = coding.default_chunk(model.data_shape)
-    start = time.perf_counter()
     with tqdm(total=len(pixels), desc="compressing", unit="img", disable=not progress, leave=False) as bar:
         words = coding.encode(model, pixels, bits=latent_bits, chunk=chunk, on_chunk=bar.update)
-    seconds = time.perf_counter() - start
-    archive = Archive(
+    shape = list(model.data_shape)
+    return Archive(
         run.weights_digest(),
         model.config.likelihood,
         len(pixels),
-        list(model.data_shape),
+        shape,
         latent_bits,
         chunk,
         build_text(),
-        list(examples.names) if names else None,
+        names,
         words,
     )
-    nelbo = model_nelbo_bits_per_dim(run.model, pixels)
-    return archive, Summary(len(pixels), math.prod(model.data_shape), len(archive.to_bytes()), nelbo, seconds, on_grid)
 
 
 def model_nelbo_bits_per_dim(model, pixels: np.ndarray, *, seed: int = 0) -> float:
@@ -250,10 +246,17 @@ def compress_file(
     refuse_to_replace(out)
     coding.check_codable(run.model)
     examples = read_examples(source, data_shape=run.model.data_shape, like=run.config.data)
-    keep_names = Path(source).expanduser().is_dir() or Path(source).expanduser().is_file()
-    archive, summary = compress(run, examples, latent_bits=latent_bits, names=keep_names, progress=progress)
-    atomic_write(out, archive.to_bytes())
-    return summary
+    pixels, on_grid = to_pixels(examples.x)
+    from_files = Path(source).expanduser().is_dir() or Path(source).expanduser().is_file()
+    start = time.perf_counter()
+    archive = compress(
+        run, pixels, latent_bits=latent_bits, names=examples.names if from_files else None, progress=progress
+    )
+    seconds = time.perf_counter() - start
+    data = archive.to_bytes()
+    atomic_write(out, data)
+    nelbo = model_nelbo_bits_per_dim(run.model, pixels)
+    return Summary(len(pixels), math.prod(archive.shape), len(data), nelbo, seconds, on_grid)
 
 
 def refuse_to_replace(out: Path) -> None:
