@@ -50,37 +50,24 @@ BEGIN, END = "<!-- compression:begin -->", "<!-- compression:end -->"
 # -- the model ----------------------------------------------------------------------------------------------
 
 
-def train_command(dataset: str, folder: Path) -> list[str]:
-    vaekit_bin = str(Path(sys.executable).parent / "vaekit")
-    return [
-        vaekit_bin,
-        "train",
-        "--data",
-        dataset,
-        *shlex.split(TRAIN[dataset]),
-        "--out",
-        str(folder),
-        "--overwrite",
-        "-q",
-    ]
-
-
 def get_run(dataset: str, out: Path) -> tuple[vaekit.Run, dict]:
-    """The trained run (reused when OUT/<dataset>/command.txt says it was trained the same way)."""
-    folder = out / dataset
-    cmd = train_command(dataset, folder)
-    stamp = out / f"{dataset}.command.txt"
-    text = shlex.join(["vaekit", *cmd[1:]])
-    if not (stamp.is_file() and stamp.read_text() == text and (folder / "model.safetensors").is_file()):
-        print(f"training: {text}", flush=True)
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        print(f"  trained in {time.perf_counter() - start:.0f} s wall", flush=True)
-        stamp.write_text(text)
+    """The trained run in OUT/<dataset>, trained here unless OUT/<dataset>.options.txt says a run
+    with these very options is there already. Training time: the run's own epoch seconds."""
+    folder, stamp = out / dataset, out / f"{dataset}.options.txt"
+    options = f"--data {dataset} {TRAIN[dataset]}"
+    command = f"vaekit train {options} --out {folder} --overwrite -q"
+    if not (stamp.is_file() and stamp.read_text() == options and (folder / "model.safetensors").is_file()):
+        print(f"training: {command}", flush=True)
+        vaekit_bin = Path(sys.executable).parent / "vaekit"
+        subprocess.run([str(vaekit_bin), *shlex.split(command)[1:]], check=True)
+        stamp.write_text(options)
     run = vaekit.load_run(folder)
     rows = run.metrics()
-    info = {"command": text, "epochs": len(rows), "train_seconds": sum(r["seconds"] for r in rows)}
-    return run, info
+    return run, {
+        "command": f"vaekit train {options}",
+        "epochs": len(rows),
+        "train_seconds": sum(r["seconds"] for r in rows),
+    }
 
 
 # -- the contenders: bytes out, pixels back -----------------------------------------------------------------
@@ -168,6 +155,7 @@ def model_bounds(run, pixels: np.ndarray, k: int, max_examples: int | None) -> d
     return {
         "nelbo_bits_per_dim": elbo["nelbo_bits_per_dim"],
         "nelbo_bits_per_dim_se": se(elbo, "nelbo"),
+        "subset_nelbo_bits_per_dim": iwae["nelbo_bits_per_dim"],  # the -ELBO on the NLL's images, for the gap
         "nll_bits_per_dim": iwae["nll_bits_per_dim"],
         "nll_bits_per_dim_se": se(iwae, "nll"),
         "nll_k": k,
@@ -196,7 +184,8 @@ def table(dataset: str, res: dict) -> str:
         )
     lines += [
         f"| the model's -ELBO (one posterior sample per image) | | {b['nelbo_bits_per_dim']:.3f} +- {b['nelbo_bits_per_dim_se']:.3f} | | | |",
-        f"| the model's NLL (IWAE k={b['nll_k']}, first {b['nll_examples']:,} images) | | {b['nll_bits_per_dim']:.3f} +- {b['nll_bits_per_dim_se']:.3f} | | | |",
+        f"| the model's NLL (IWAE k={b['nll_k']}, first {b['nll_examples']:,} images; their -ELBO: "
+        f"{b['subset_nelbo_bits_per_dim']:.3f}) | | {b['nll_bits_per_dim']:.3f} +- {b['nll_bits_per_dim_se']:.3f} | | | |",
         "",
     ]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ The file (.vkc), all integers little-endian:
 
     magic         4 bytes   b"VKC" and a zero byte
     format        1         FORMAT_VERSION
+    method        1         0: lossless (bits-back ANS); other values are reserved for lossy codes
     weights      32         sha256 of the run's model.safetensors (Run.weights_digest)
     likelihood    1 + n     the run's likelihood, as text
     count         4         images
@@ -50,6 +51,7 @@ from ..runs import Run
 
 MAGIC = b"VKC\x00"
 FORMAT_VERSION = 1
+METHODS = ("lossless",)  # the method byte's meanings, by value
 SUFFIX = ".vkc"
 ELBO_BATCH = 256
 
@@ -77,6 +79,7 @@ class Archive:
     build: str
     names: list[str] | None
     words: np.ndarray  # uint32
+    method: str = "lossless"
 
     def to_bytes(self) -> bytes:
         text = lambda s: struct.pack("<B", len(s.encode())) + s.encode()
@@ -85,7 +88,7 @@ class Archive:
         return b"".join(
             [
                 MAGIC,
-                struct.pack("<B", FORMAT_VERSION),
+                struct.pack("<BB", FORMAT_VERSION, METHODS.index(self.method)),
                 bytes.fromhex(self.weights_sha256),
                 text(self.likelihood),
                 struct.pack("<IB", self.count, len(self.shape)),
@@ -105,9 +108,11 @@ class Archive:
         if not data.startswith(MAGIC):
             raise VaekitError(f"{where} is not a file written by `vaekit compress`")
         reader = _Reader(data, len(MAGIC), where)
-        version = reader.unpack("<B")[0]
+        version, method = reader.unpack("<BB")
         if version != FORMAT_VERSION:
             raise VaekitError(f"{where} is in compression format {version}; this vaekit reads format {FORMAT_VERSION}")
+        if method >= len(METHODS):
+            raise VaekitError(f"{where} was written with a compression method this vaekit does not know ({method})")
         digest, likelihood = reader.take(32).hex(), reader.text()
         count, rank = reader.unpack("<IB")
         shape = list(reader.unpack(f"<{rank}I"))
@@ -128,6 +133,7 @@ class Archive:
             build,
             _names(names, count, where),
             np.frombuffer(payload, dtype="<u4").astype(np.uint32),
+            METHODS[method],
         )
 
 
