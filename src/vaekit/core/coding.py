@@ -81,10 +81,14 @@ def check_codable(model: VAE) -> None:
         raise VaekitError("compression needs an unconditional model; this one is conditioned on labels")
 
 
-def coding_model(model: VAE) -> VAE:
+def float64_cpu(model: VAE) -> VAE:
     """A float64 copy of the model on the CPU, in eval mode: what both sides compute tables with."""
-    check_codable(model)
     return copy.deepcopy(model).to(device="cpu", dtype=torch.float64).eval()
+
+
+def coding_model(model: VAE) -> VAE:
+    check_codable(model)
+    return float64_cpu(model)
 
 
 @contextlib.contextmanager
@@ -155,7 +159,7 @@ def wrong_stream() -> VaekitError:
     )
 
 
-def _tables(masses: Tensor, what: str) -> np.ndarray:
+def table_rows(masses: Tensor, what: str) -> np.ndarray:
     """(..., K) float64 masses -> a C-contiguous (rows, K) array for constriction."""
     arr = np.ascontiguousarray(masses.reshape(-1, masses.shape[-1]).numpy())
     if not np.isfinite(arr).all():
@@ -181,11 +185,11 @@ class BitsBack:
     def _posterior(self, pixels: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(pixels).to(torch.float64) / 255.0
         q = self.model.encode(x)
-        return _tables(self.grid.posterior_masses(q.mu, q.logvar), "posterior")
+        return table_rows(self.grid.posterior_masses(q.mu, q.logvar), "posterior")
 
     def _likelihood(self, buckets: np.ndarray) -> np.ndarray:
         z = self.grid.centres[torch.from_numpy(buckets.astype(np.int64))].view(-1, self.latent_dim)
-        return _tables(pixel_masses(self.model, z), "pixel")
+        return table_rows(pixel_masses(self.model, z), "pixel")
 
     def push(self, coder, pixels: np.ndarray) -> None:
         """Encode a chunk, pixels (b, *shape) uint8, onto the stack."""

@@ -1,16 +1,17 @@
-"""Lossless compression of 8-bit images into one file with a trained run: bits-back ANS
-(vaekit.core.coding), so the file size is the model's -ELBO made real.
+"""Compression of 8-bit images into one file with a trained run: lossless with a VAE by bits-back
+ANS (vaekit.core.coding), so the file size is the model's -ELBO made real; lossy with a codec
+(--model codec) by entropy-coding its rounded latents (vaekit.core.codec).
 
 The file (.vkc), all integers little-endian:
 
     magic         4 bytes   b"VKC" and a zero byte
     format        1         FORMAT_VERSION
-    method        1         0: lossless (bits-back ANS); other values are reserved for lossy codes
+    method        1         0: lossless (bits-back ANS with a VAE), 1: lossy (a codec's quantized latents)
     weights      32         sha256 of the run's model.safetensors (Run.weights_digest)
     likelihood    1 + n     the run's likelihood, as text
     count         4         images
     shape         1 + 4 r   rank r, then each dimension (C, H, W for images)
-    latent bits   1         buckets per latent dimension: 2**bits (vaekit.core.coding.LatentGrid)
+    latent bits   1         lossless: buckets per latent dimension, 2**bits (vaekit.core.coding.LatentGrid); lossy: 0
     chunk         2         the most images per chunk
     build         1 + n     what computes the probabilities (build_text): torch and its CPU kernels, constriction
     names         4 + n     the images' names (a folder's relative paths) as zlib-compressed JSON; 0 bytes: numbered
@@ -40,18 +41,19 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import atomic_write
-from ..core import coding
+from ..core import codec, coding
 from ..core.modes import evaluating
 from ..data import read_examples
 from ..errors import VaekitError
 from ..evaluation.likelihood import bits_per_dim
+from ..evaluation.reconstruction import psnr, ssim
 from ..evaluation.scores import negative_elbo
 from ..plots import save_image
 from ..runs import Run
 
 MAGIC = b"VKC\x00"
 FORMAT_VERSION = 1
-METHODS = ("lossless",)  # the method byte's meanings, by value
+METHODS = ("lossless", "lossy")  # the method byte's meanings, by value
 SUFFIX = ".vkc"
 ELBO_BATCH = 256
 
@@ -182,22 +184,31 @@ def to_pixels(x: torch.Tensor) -> tuple[np.ndarray, bool]:
 
 @dataclass
 class Summary:
-    """What a compression gives: sizes in bytes, bits per dimension and time."""
+    """What a compression gives: sizes in bytes, time, and the model's own bound (lossless) or
+    the decoded images' quality (lossy)."""
 
     images: int
-    dims: int  # per image
+    shape: list[int]  # one image
     bytes: int
-    nelbo_bits_per_dim: float  # the model's own -ELBO on the same 8-bit images (one posterior sample each)
     seconds: float
     on_grid: bool  # the inputs were 8-bit already (else they were rounded to 8 bits)
+    nelbo_bits_per_dim: float | None = None  # lossless: the model's -ELBO on the same 8-bit images
+    psnr: float | None = None  # lossy: the decoded images against the inputs, dB and SSIM, means over images
+    ssim: float | None = None
+    clamped: int = 0  # lossy: codes outside their coding range, clamped to it
 
     @property
     def raw_bytes(self) -> int:
-        return self.images * self.dims
+        return self.images * math.prod(self.shape)
 
     @property
     def bits_per_dim(self) -> float:
         return 8 * self.bytes / max(1, self.raw_bytes)
+
+    @property
+    def bits_per_pixel(self) -> float:
+        """Bits per pixel location (all channels of a pixel together), the lossy literature's bpp."""
+        return self.bits_per_dim * (self.shape[0] if len(self.shape) == 3 else 1)
 
     @property
     def images_per_s(self) -> float:
@@ -212,22 +223,42 @@ def compress(
     names: list[str] | None = None,
     progress: bool = False,
 ) -> Archive:
-    """Code 8-bit images (N, *shape) uint8 with the run's model. names: kept in the file (a folder's paths)."""
+    """Code 8-bit images (N, *shape) uint8 losslessly with the run's VAE. names: kept in the file
+    (a folder's paths)."""
     model = coding.coding_model(run.model)
     chunk = coding.default_chunk(model.data_shape)
     with tqdm(total=len(pixels), desc="compressing", unit="img", disable=not progress, leave=False) as bar:
         words = coding.encode(model, pixels, bits=latent_bits, chunk=chunk, on_chunk=bar.update)
-    shape = list(model.data_shape)
+    return _archive(run, len(pixels), latent_bits, chunk, names, words, "lossless")
+
+
+def compress_lossy(
+    run: Run, pixels: np.ndarray, *, names: list[str] | None = None, progress: bool = False
+) -> tuple[Archive, np.ndarray, int]:
+    """Code 8-bit images with the run's codec: -> (archive, the images its decoder will give,
+    codes clamped to their range)."""
+    codec.check_codec(run.model)
+    model = coding.float64_cpu(run.model)
+    chunk = codec.default_chunk(model)
+    x = torch.from_numpy(pixels).to(torch.float64) / 255.0
+    with tqdm(total=len(pixels), desc="compressing", unit="img", disable=not progress, leave=False) as bar:
+        words, codes, clamped = codec.encode(model, x, chunk=chunk, on_chunk=bar.update)
+    return _archive(run, len(pixels), 0, chunk, names, words, "lossy"), codec.code_images(model, codes), clamped
+
+
+def _archive(run: Run, count: int, latent_bits: int, chunk: int, names, words, method: str) -> Archive:
+    model = run.model
     return Archive(
         run.weights_digest(),
         model.config.likelihood,
-        len(pixels),
-        shape,
+        count,
+        list(model.data_shape),
         latent_bits,
         chunk,
         build_text(),
         names,
         words,
+        method,
     )
 
 
@@ -245,24 +276,41 @@ def model_nelbo_bits_per_dim(model, pixels: np.ndarray, *, seed: int = 0) -> flo
 
 
 def compress_file(
-    run: Run, source: str, out: str | Path, *, latent_bits: int = coding.DEFAULT_LATENT_BITS, progress: bool = False
+    run: Run,
+    source: str,
+    out: str | Path,
+    *,
+    lossy: bool = False,
+    latent_bits: int = coding.DEFAULT_LATENT_BITS,
+    progress: bool = False,
 ) -> Summary:
-    """Compress `source` (a folder of images, an image, SOURCE:SPLIT, an .npy/.npz) into one file."""
+    """Compress `source` (a folder of images, an image, SOURCE:SPLIT, an .npy/.npz) into one
+    file: losslessly with a VAE (bits-back), or with --lossy and a codec."""
     out = Path(out)
     refuse_to_replace(out)
-    coding.check_codable(run.model)
+    if run.config.model.kind == "codec" and not lossy:
+        raise VaekitError(f"{run.path} is a lossy codec (--model codec): pass --lossy")
+    (codec.check_codec if lossy else coding.check_codable)(run.model)
     examples = read_examples(source, data_shape=run.model.data_shape, like=run.config.data)
     pixels, on_grid = to_pixels(examples.x)
     from_files = Path(source).expanduser().is_dir() or Path(source).expanduser().is_file()
+    names = examples.names if from_files else None
     start = time.perf_counter()
-    archive = compress(
-        run, pixels, latent_bits=latent_bits, names=examples.names if from_files else None, progress=progress
-    )
+    if lossy:
+        archive, decoded, clamped = compress_lossy(run, pixels, names=names, progress=progress)
+    else:
+        archive = compress(run, pixels, latent_bits=latent_bits, names=names, progress=progress)
     seconds = time.perf_counter() - start
     data = archive.to_bytes()
     atomic_write(out, data)
-    nelbo = model_nelbo_bits_per_dim(run.model, pixels)
-    return Summary(len(pixels), math.prod(archive.shape), len(data), nelbo, seconds, on_grid)
+    summary = Summary(len(pixels), archive.shape, len(data), seconds, on_grid)
+    if not lossy:
+        summary.nelbo_bits_per_dim = model_nelbo_bits_per_dim(run.model, pixels)
+    elif len(pixels):
+        original, restored = (torch.from_numpy(p).float() / 255.0 for p in (pixels, decoded))
+        summary.psnr, summary.clamped = float(psnr(original, restored).mean()), clamped
+        summary.ssim = float(ssim(original, restored).mean()) if len(archive.shape) == 3 else None
+    return summary
 
 
 def refuse_to_replace(out: Path) -> None:
@@ -311,10 +359,16 @@ def check_archive(archive: Archive, run: Run, *, allow_other_build: bool = False
 
 
 def decompress(run: Run, archive: Archive, *, allow_other_build: bool = False, progress: bool = False) -> np.ndarray:
-    """The images of an archive, (count, *shape) uint8, bit for bit as compressed."""
+    """The images of an archive, (count, *shape) uint8: bit for bit as compressed (lossless), or
+    as the codec decodes them (lossy)."""
     check_archive(archive, run, allow_other_build=allow_other_build)
-    model = coding.coding_model(run.model)
+    lossy = archive.method == "lossy"
+    (codec.check_codec if lossy else coding.check_codable)(run.model)
+    model = coding.float64_cpu(run.model)
     with tqdm(total=archive.count, desc="decompressing", unit="img", disable=not progress, leave=False) as bar:
+        if lossy:
+            codes = codec.decode(model, archive.words, archive.count, chunk=archive.chunk, on_chunk=bar.update)
+            return codec.code_images(model, codes)
         return coding.decode(
             model, archive.words, archive.count, bits=archive.latent_bits, chunk=archive.chunk, on_chunk=bar.update
         )
