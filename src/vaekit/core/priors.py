@@ -26,7 +26,12 @@ from torch import Tensor
 
 PRIOR_KINDS = ("standard", "gmm", "vae")
 # how each kind is named in printed results ("decoded z ~ ...")
-PRIOR_NAMES = {"standard": "N(0, I)", "gmm": "the fitted Gaussian mixture", "vae": "the fitted second-stage VAE"}
+PRIOR_NAMES = {
+    "standard": "N(0, I)",
+    "gmm": "the fitted Gaussian mixture",
+    "vae": "the fitted second-stage VAE",
+    "entropy": "the codec's learned prior",
+}
 
 
 def _draw_device(generator: torch.Generator | None, device) -> torch.device | str:
