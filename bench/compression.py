@@ -195,7 +195,7 @@ def machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
         f"{platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at the start, torch "
-        f"{torch.__version__} with {torch.get_num_threads()} thread(s), {codec.build_text()}"
+        f"{torch.__version__} with {torch.get_num_threads()} thread(s); coding build: {codec.build_text()}"
     )
 
 

@@ -236,3 +236,10 @@ def test_damaged_or_foreign_files_are_refused_in_one_sentence(run, digits_pixels
         run_cli(["compress", run.path, "--input", "digits:test", "--out", tmp_path / "flipped.vkc", "-q"], capsys)[0]
         == 0
     )
+
+
+def test_without_constriction_the_commands_say_how_to_install_it(run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "constriction", None)  # `import constriction` now fails
+    code, _, err = run_cli(["compress", run.path, "--input", "digits:test", "--out", tmp_path / "x.vkc"], capsys)
+    assert code == 2 and "pip install 'vaekit[compress]'" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.vkc").exists()
