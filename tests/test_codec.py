@@ -49,6 +49,8 @@ def test_the_codec_loss_is_compressais_rate_distortion_loss():
     assert ModelConfig(kind="codec", likelihood="gaussian", lmbda=0.01).sigma == pytest.approx(codec_sigma(0.01, 1))
     with pytest.raises(VaekitError, match="squared error"):
         ModelConfig(kind="codec", likelihood="bernoulli")
+    with pytest.raises(VaekitError, match="images"):
+        ModelConfig(kind="codec", likelihood="gaussian", data_shape=[20])
 
 
 def test_tables_are_the_priors_masses_over_each_range(run):

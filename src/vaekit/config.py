@@ -369,6 +369,8 @@ class ModelConfig:
         if self.channels is not None and not self.channels:
             raise VaekitError("--channels needs at least one stage")
         if self.kind == "codec":
+            if len(self.data_shape) != 3:
+                raise VaekitError("a codec compresses images (C, H, W), and these data are feature vectors")
             if self.likelihood != "gaussian" or self.learn_sigma != "none":
                 raise VaekitError(
                     "a codec measures distortion as squared error: it takes the gaussian likelihood "
