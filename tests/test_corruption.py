@@ -44,8 +44,12 @@ class Recorder(torch.nn.Module):
         return self.vae.latent_dim
 
     @property
-    def stochastic(self):  # the trainer draws the latent noise of a VAE
+    def stochastic(self):
         return self.vae.stochastic
+
+    @property
+    def noisy(self):  # the trainer draws the latent noise of a VAE (and a codec)
+        return self.vae.noisy
 
     def forward(self, x, y=None, *, target=None, generator=None, eps=None):
         if self.training:

@@ -15,7 +15,7 @@ SAME_LEVEL = {("cli", "serve")}  # side by side at the top; cli's `serve` comman
 # Leaves import no layer, only the leaves before them.
 LEAVES = ["errors", "config", "atomic", "plots"]
 FRONT = {"__init__", "__main__"}  # the package's front door names everything
-OPTIONAL = {"torch.utils.tensorboard"}  # optional: imported where used
+OPTIONAL = {"torch.utils.tensorboard", "constriction"}  # optional: imported where used
 
 
 def modules() -> list[Path]:

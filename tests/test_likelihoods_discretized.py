@@ -51,6 +51,25 @@ def test_log_prob_matches_scipy_cdf_differences(law):
 
 
 @pytest.mark.parametrize("law", LAWS)
+def test_bin_masses_are_scipys_cdf_differences_and_sum_to_one(law):
+    """The table an entropy coder gets (every bin at once) against scipy, in float64."""
+    ref_law = LAWS[law]
+    g = torch.Generator().manual_seed(1)
+    loc = torch.cat([torch.tensor([p[0] for p in PARAMS]), torch.rand(300, generator=g) * 1.4 - 0.2]).double()
+    log_scale = torch.cat([torch.tensor([p[1] for p in PARAMS]), torch.rand(300, generator=g) * 8 - 7]).double()
+    masses = law(loc, log_scale).bin_masses().numpy()  # (P, 256)
+    assert masses.shape == (len(loc), 256) and (masses >= 0).all()
+    np.testing.assert_allclose(masses.sum(1), 1.0, atol=1e-12)
+    L, S = loc.numpy()[:, None], log_scale.exp().numpy()[:, None]
+    edges = ref_law.cdf((np.arange(1, 256) - 0.5) / 255, L, S)  # (P, 255)
+    ref = np.diff(np.concatenate([np.zeros((len(L), 1)), edges, np.ones((len(L), 1))], 1), axis=1)
+    np.testing.assert_allclose(masses, ref, atol=1e-12)
+    # and the same law as log_prob, which computes each bin by another formula
+    lp = law(loc[:, None], log_scale[:, None]).log_prob(GRID.double().expand(len(loc), 256)).exp().numpy()
+    np.testing.assert_allclose(masses, lp, atol=1e-9)
+
+
+@pytest.mark.parametrize("law", LAWS)
 def test_mean_is_the_mean_of_the_bin_masses(law):
     g = torch.Generator().manual_seed(0)
     loc = torch.cat([torch.tensor([p[0] for p in PARAMS]), torch.rand(3000, generator=g) * 1.6 - 0.3])

@@ -20,6 +20,9 @@ IMAGE_LIKELIHOODS = sorted(set(LIKELIHOODS) - {"tabular"})
 VARIANTS = [
     dict(kind=kind, arch=arch, likelihood=lik, num_classes=k)
     for kind, arch, lik, k in itertools.product(["vae", "ae"], ["mlp", "conv"], IMAGE_LIKELIHOODS, [0, 3])
+] + [  # the codec's distortion is squared error: the Gaussian likelihood only
+    dict(kind="codec", arch=arch, likelihood="gaussian", num_classes=k)
+    for arch, k in itertools.product(["mlp", "conv"], [0, 3])
 ]
 
 
@@ -34,7 +37,7 @@ def _build(v, **extra):
         latent_dim=3,
         hidden=[16],
         channels=[4, 8],
-        learn_sigma="global" if v["likelihood"] == "gaussian" else "none",
+        learn_sigma="global" if v["likelihood"] == "gaussian" and v["kind"] != "codec" else "none",
         **extra,
     )
     torch.manual_seed(0)
@@ -54,7 +57,7 @@ def _batch(v, b=4):
 def test_shapes_loss_and_gradients(v):
     model = _build(v)
     x, y = _batch(v)
-    out = model(x, y)
+    out = model(x, y, generator=torch.Generator().manual_seed(3))  # latent noise as in training
     assert out.z.shape == (4, 3)
     assert out.recon.shape == (4,) and out.kl.shape == (4,) and out.kl_per_dim.shape == (4, 3)
     assert model.decode_mean(out.z, y).shape == (4, *SHAPES[v["arch"]])
@@ -63,6 +66,11 @@ def test_shapes_loss_and_gradients(v):
     if v["kind"] == "ae":
         assert torch.equal(out.kl, torch.zeros(4))
         assert torch.equal(out.z, model.encode(x, y).mode())
+    if v["kind"] == "codec":  # noise within half a step of y; without noise the code is y rounded
+        y_code = model.encode(x, y).mu
+        assert ((out.z - y_code).abs() <= 0.5).all() and not torch.equal(out.z, out.z.round())
+        quantized = model(x, y)
+        assert torch.equal(quantized.z, y_code.round()) and (quantized.kl > 0).all()
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert not missing, f"no gradient reaches {missing}"

@@ -299,12 +299,24 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LR_SCHEDULES = ("auto", "constant", "cosine", "plateau")
 LOGGERS = ("none", "tensorboard")
 DEFAULT_EPOCHS = 30  # without --epochs and without --time-limit
+MODEL_KINDS = ("vae", "ae", "codec")
+
+
+def codec_sigma(lmbda: float, channels: int) -> float:
+    """The Gaussian likelihood's sigma under which a codec's -ELBO in nats per image is CompressAI's
+    loss, bits per pixel + lmbda * 255^2 * MSE, times pixels * ln 2 (plus a constant):
+    1 / (2 sigma^2) = lmbda * 255^2 * ln 2 / channels (MSE averages over channels, bpp does not)."""
+    return math.sqrt(channels / (2 * lmbda * 255**2 * math.log(2)))
 
 
 @dataclass
 class ModelConfig:
     kind: str = setting(
-        "vae", help="vae, or ae for the deterministic autoencoder baseline.", choices=("vae", "ae"), flag="--model"
+        "vae",
+        help="vae, ae for the deterministic autoencoder baseline, or codec for a lossy learned image codec "
+        "(quantized latents with a learned entropy model, Balle et al. 2017; see --lmbda).",
+        choices=MODEL_KINDS,
+        flag="--model",
     )
     arch: str = setting(
         "auto",
@@ -331,12 +343,22 @@ class ModelConfig:
         "(8-bit data: gives NLL in bits/dim), or tabular (one head per table column).",
         default_text="tabular for tables; bernoulli for data in [0, 1], else gaussian",
     )
-    sigma: float = setting(0.1, help="Gaussian likelihood: fixed sigma, or initial sigma when learned.", check=positive)
+    sigma: float = setting(
+        0.1,
+        help="Gaussian likelihood: fixed sigma, or initial sigma when learned (a codec's follows from --lmbda).",
+        check=positive,
+    )
     learn_sigma: str = setting(
         "none",
         choices=("none", "global", "channel"),
         help="Gaussian likelihood: none (fixed), global or channel.",
         default_text="none; global for data outside [0, 1]",
+    )
+    lmbda: float = setting(
+        0.01,
+        help="Codec (--model codec): the rate-distortion trade-off, as in CompressAI: loss = bits per pixel "
+        "+ lmbda * 255^2 * MSE; larger gives sharper images and larger files.",
+        check=all_of(positive, at_most(1e6)),
     )
     data_shape: list[int] = setting(
         factory=lambda: [1, 28, 28], cli=False, check=at_least(1), help="One example: (C, H, W) or (D,)."
@@ -359,6 +381,15 @@ class ModelConfig:
             raise VaekitError("--hidden needs at least one width")
         if self.channels is not None and not self.channels:
             raise VaekitError("--channels needs at least one stage")
+        if self.kind == "codec":
+            if len(self.data_shape) != 3:
+                raise VaekitError("a codec compresses images (C, H, W), and these data are feature vectors")
+            if self.likelihood != "gaussian" or self.learn_sigma != "none":
+                raise VaekitError(
+                    "a codec measures distortion as squared error: it takes the gaussian likelihood "
+                    "with a fixed sigma, set by --lmbda"
+                )
+            self.sigma = codec_sigma(self.lmbda, self.data_shape[0])
 
 
 @dataclass

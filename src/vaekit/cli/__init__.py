@@ -21,7 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from . import anomaly, evaluate, generate, priors, serve, sweep, tables, train  # noqa: E402,F401  (registers the commands)
+from . import anomaly, compress, evaluate, generate, priors, serve, sweep, tables, train  # noqa: E402,F401  (registers the commands)
 
 
 def system_error(e: OSError) -> str:

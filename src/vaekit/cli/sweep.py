@@ -1,5 +1,6 @@
-"""`vaekit sweep`: one model per beta, the same seed and budget, then the trade-off in numbers.
-Every training option of `vaekit train` is an option here too (generated from the same fields)."""
+"""`vaekit sweep`: one model per beta (or one codec per lambda), the same seed and budget, then the
+trade-off in numbers. Every training option of `vaekit train` is an option here too (generated
+from the same fields)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import VaekitError
+from ..workflows import rd_sweep
 from ..workflows.sweep import FIXED_BY_SWEEP, results_table, run_sweep
 from . import app
 from .options import config_options
@@ -41,8 +43,14 @@ def key_values(items: list[str]) -> dict[str, object]:
 @config_options(ModelConfig, TrainConfig, DataConfig, exclude=FIXED_BY_SWEEP | {"kind", "source"})
 def sweep_command(
     data: str = typer.Option("digits", help="Dataset, as for `vaekit train --data`."),
-    beta: str = typer.Option(
-        ..., help="Betas to train, comma-separated, e.g. 0.1,0.25,0.5,1,2,4,8.", show_default=False
+    beta: Optional[str] = typer.Option(
+        None, help="Betas to train, comma-separated, e.g. 0.1,0.25,0.5,1,2,4,8.", show_default=False
+    ),
+    lmbda: Optional[str] = typer.Option(
+        None,
+        help="Instead of betas: codecs (--model codec) to train, one per lambda, comma-separated, e.g. "
+        "0.003,0.01,0.03: bits per pixel against PSNR and SSIM on the test split, compressed for real.",
+        show_default=False,
     ),
     epochs: int = typer.Option(10, help="Epochs per point (the same budget for every point)."),
     with_ae: bool = typer.Option(False, "--with-ae", help="Also train the deterministic AE as a reference point."),
@@ -65,8 +73,28 @@ def sweep_command(
     options: dict[str, Any],  # the generated options the user gave (config_options)
 ) -> None:
     """Train one model per beta (and an AE with --with-ae) and measure the trade-off: rate-distortion,
-    -ELBO, sample quality and active units against beta. Re-running resumes an interrupted sweep."""
+    -ELBO, sample quality and active units against beta; or, with --lmbda, one codec per lambda and
+    its bits per pixel, PSNR and SSIM. Re-running resumes an interrupted sweep."""
     options = {**key_values(set_), **options}
+    if (beta is None) == (lmbda is None):
+        raise VaekitError("give --beta (a VAE sweep) or --lmbda (a codec sweep), one of them")
+    if lmbda is not None:
+        if with_ae or fd_samples is not None or iw_samples:
+            raise VaekitError("--with-ae, --fd-samples and --iw-samples belong to a beta sweep, not to --lmbda")
+        rows = rd_sweep.run_rd_sweep(
+            data,
+            lmbdas=float_list(lmbda, "--lmbda"),
+            out=out,
+            epochs=epochs,
+            seed=seed,
+            progress=not quiet,
+            log=typer.echo,
+            **options,
+        )
+        typer.echo("")
+        typer.echo(rd_sweep.results_table(rows))
+        typer.echo(f"sweep folder: {out}  (table.md, results.json, rd_curve.png)")
+        return
     rows = run_sweep(
         data,
         betas=float_list(beta, "--beta"),

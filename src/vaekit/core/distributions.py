@@ -1,7 +1,8 @@
 """Posterior distributions q(z|x) over the latent code.
 
 DiagonalGaussian is the VAE posterior; PointMass is the AE's "posterior" (the same
-interface, no noise and no KL), so the AE is the VAE's parts without sampling.
+interface, no noise and no KL), so the AE is the VAE's parts without sampling; QuantizedCode is
+the codec's (a point sent as integers, with uniform noise standing in for rounding in training).
 """
 
 from __future__ import annotations
@@ -113,3 +114,32 @@ class PointMass:
 
     def __repr__(self) -> str:
         return f"PointMass(shape={tuple(self.mu.shape)})"
+
+
+class QuantizedCode(PointMass):
+    """A codec's code (Balle et al. 2017): the encoder's y is sent as round(y). Rounding has no
+    gradient, so training uses y + u, u ~ U(-1/2, 1/2) instead: a box posterior of density 1,
+    whose -ELBO is the rate -log p(y + u) plus the distortion. The noise is drawn as N(0, 1) like
+    every model's (the training loop draws it for the global batch) and mapped to U(-1/2, 1/2)
+    by the normal CDF."""
+
+    def rsample(
+        self, n: int | None = None, *, generator: torch.Generator | None = None, eps: Tensor | None = None
+    ) -> Tensor:
+        """y + uniform noise when noise is asked for (eps, or a generator to draw it), else round(y)."""
+        if eps is None and generator is None:
+            return super().rsample(n).round()
+        shape = self.mu.shape if n is None else (n, *self.mu.shape)
+        if eps is None:
+            eps = torch.randn(shape, generator=generator, dtype=self.mu.dtype, device=self.mu.device)
+        return self.mu + (torch.special.ndtr(eps.to(self.mu.dtype)) - 0.5)
+
+    sample = rsample
+
+    def mode(self) -> Tensor:
+        return self.mu.round()
+
+    mean = property(mode)
+
+    def __repr__(self) -> str:
+        return f"QuantizedCode(shape={tuple(self.mu.shape)})"

@@ -2,6 +2,11 @@
 
 The AE baseline is the same class with kind="ae": the encoder emits only mu, the posterior
 is a point mass, so there is no sampling and the KL term is zero.
+
+The lossy codec is the same class with kind="codec" (Balle et al. 2017, who show it is a VAE):
+the encoder emits y, the posterior is a unit box around it (uniform noise in training, rounding
+when coding), the prior a learned factorized density (vaekit.core.entropy) whose -log mass is the
+KL term, i.e. the rate, and the likelihood a Gaussian whose sigma sets the trade-off (--lmbda).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from torch.distributions import Distribution
 from ..config import ModelConfig
 from ..errors import VaekitError
 from . import sampling
-from .distributions import DiagonalGaussian, PointMass
+from .distributions import DiagonalGaussian, PointMass, QuantizedCode
+from .entropy import FactorizedDensity
 from .likelihoods import Likelihood, build_likelihood
 from .nets import build_networks
 from .priors import StandardNormal
@@ -28,7 +34,7 @@ class ModelOutput:
     z: Tensor  # (B, D_z)
     px: Distribution  # p(x|z): batch shape (B,), event shape data_shape
     recon: Tensor  # (B,)  -log p(x|z) in nats, summed over one example
-    kl_per_dim: Tensor  # (B, D_z) KL(q(z|x) || N(0, I)) per latent dimension
+    kl_per_dim: Tensor  # (B, D_z) KL(q(z|x) || N(0, I)) per latent dimension; a codec's rate -log p(z)
 
     @property
     def kl(self) -> Tensor:  # (B,)
@@ -41,7 +47,7 @@ class VAE(nn.Module):
         encoder: nn.Module,
         decoder: nn.Module,
         likelihood: Likelihood,
-        prior: StandardNormal,
+        prior: StandardNormal | FactorizedDensity,
         config: ModelConfig,
     ):
         super().__init__()
@@ -53,7 +59,8 @@ class VAE(nn.Module):
     def from_config(cls, config: ModelConfig) -> VAE:
         likelihood = build_likelihood(config)
         encoder, decoder = build_networks(config, likelihood.num_params, param_shape=likelihood.param_shape())
-        return cls(encoder, decoder, likelihood, StandardNormal(config.latent_dim), config)
+        prior = FactorizedDensity(config.latent_dim) if config.kind == "codec" else StandardNormal(config.latent_dim)
+        return cls(encoder, decoder, likelihood, prior, config)
 
     # -- parts -------------------------------------------------------------------------------
     @property
@@ -66,7 +73,13 @@ class VAE(nn.Module):
 
     @property
     def stochastic(self) -> bool:
+        """A Gaussian posterior: an ELBO, importance sampling, KL per dimension."""
         return self.config.kind == "vae"
+
+    @property
+    def noisy(self) -> bool:
+        """Training adds latent noise (which the loop draws for the global batch): VAE and codec."""
+        return self.config.kind in ("vae", "codec")
 
     @property
     def device(self) -> torch.device:
@@ -86,6 +99,8 @@ class VAE(nn.Module):
     def encode(self, x: Tensor, y: Tensor | None = None) -> DiagonalGaussian | PointMass:
         """x (B, *data_shape) -> q(z|x) with mu (and logvar) of shape (B, D_z)."""
         h = self.encoder(x, self._onehot(y))
+        if self.config.kind == "codec":
+            return QuantizedCode(h)
         if not self.stochastic:
             return PointMass(h)
         mu, logvar = h.chunk(2, dim=1)
@@ -120,7 +135,8 @@ class VAE(nn.Module):
         z = posterior.rsample(generator=generator, eps=eps)
         px = self.decode(z, y)
         recon = -px.log_prob(x if target is None else target)
-        return ModelOutput(posterior, z, px, recon, posterior.kl_per_dim())
+        kl_per_dim = -self.prior.log_mass(z) if self.config.kind == "codec" else posterior.kl_per_dim()
+        return ModelOutput(posterior, z, px, recon, kl_per_dim)
 
     # -- what users do with a trained model (see vaekit.sampling) -------------------------------
     def sample(self, n: int, **kwargs) -> Tensor:

@@ -35,6 +35,7 @@ PRIOR_NAMES = {
     "gmm": "the fitted Gaussian mixture",
     "vae": "the fitted second-stage VAE",
     "diffusion": "the fitted latent diffusion (flow matching) prior",
+    "entropy": "the codec's learned prior",
 }
 
 

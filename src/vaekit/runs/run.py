@@ -274,8 +274,10 @@ class Run:
         was not fitted or was fitted to other weights."""
         store = self.priors
         kind = store.default_kind() if kind is None else kind
-        if kind == "standard":
-            return StandardNormal(self.config.model.latent_dim)
+        if kind == "standard":  # what the model was trained with: N(0, I), or a codec's learned prior
+            return (
+                self.model.prior if self.config.model.kind == "codec" else StandardNormal(self.config.model.latent_dim)
+            )
         t = store.tensors(kind)
         try:
             if kind == "gmm":

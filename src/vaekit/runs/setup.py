@@ -36,8 +36,8 @@ def model_config(data: DataSplits, kind: str, conditional: bool, given: dict[str
     lo, hi = data.value_range()
     in_unit = lo >= 0.0 and hi <= 1.0
     if given.get("likelihood") in (None, "auto"):
-        given["likelihood"] = "bernoulli" if in_unit else "gaussian"
-        if not in_unit and "learn_sigma" not in given:
+        given["likelihood"] = "bernoulli" if in_unit and kind != "codec" else "gaussian"
+        if not in_unit and kind != "codec" and "learn_sigma" not in given:
             given["learn_sigma"] = "global"
     likelihood = given["likelihood"]
     support = getattr(LIKELIHOODS.get(likelihood), "support", None)

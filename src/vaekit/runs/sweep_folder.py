@@ -4,6 +4,7 @@ sweep.json              what was asked (data, seed, options): a re-run must ask 
 results.json            one row per point (test split, nats per example)
 table.md                the same rows as a Markdown table
 rate_distortion.png, metrics_vs_beta.png, grid.png   the figures (vaekit.workflows.sweep)
+rd_curve.png            a codec sweep's figure (vaekit.workflows.rd_sweep)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .files import atomic_write, read_json, write_json
 
 SWEEP_FORMAT = "vaekit-sweep/1"
 SWEEP_FILE, RESULTS_FILE, TABLE_FILE = "sweep.json", "results.json", "table.md"
-FIGURES = ("rate_distortion", "metrics_vs_beta", "grid")
+FIGURES = ("rate_distortion", "metrics_vs_beta", "grid", "rd_curve")
 
 
 class SweepFolder:

@@ -233,7 +233,7 @@ def global_batch(
         x = torch.bernoulli(x, generator=loop.data_gen)
     x_in = x if loop.cfg.denoise is None else corrupt(x, loop.cfg.denoise, generator=loop.data_gen, clip=loop.clip)
     eps = None
-    if loop.model.stochastic:
+    if loop.model.noisy:
         eps = torch.randn(len(idx), loop.model.latent_dim, generator=loop.data_gen, device=x.device)
     if loop.ctx.enabled:
         mine = distributed.shard_slice(len(idx), loop.ctx)

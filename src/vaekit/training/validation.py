@@ -41,7 +41,7 @@ def evaluate_loss(
     with evaluating(model):
         for x, y in data.batches(batch_size):
             x_in = x if corruption is None else corrupt(x, corruption, generator=gen, clip=clip)
-            eps = torch.randn(len(x), model.latent_dim, generator=gen, device=device) if model.stochastic else None
+            eps = torch.randn(len(x), model.latent_dim, generator=gen, device=device) if model.noisy else None
             mine = distributed.shard_slice(len(x), ctx)
             x, x_in = x[mine], x_in[mine]
             y = None if y is None else y[mine]

@@ -81,7 +81,7 @@ def run_sweep(
     conditional = bool(options.pop("conditional", False))
     sections = split_options(options)  # checks every name before anything is written
     folder = SweepFolder(out)
-    folder.claim({"data": data, "seed": seed, "options": {k: _as_json(v) for k, v in options.items()}})
+    folder.claim({"data": data, "seed": seed, "options": {k: as_json(v) for k, v in options.items()}})
     data_cfg = DataConfig(source=data, **sections["data"])
     splits = load_data(data_cfg)
 
@@ -98,7 +98,7 @@ def run_sweep(
             conditional=conditional,
             options={**sections, "train": train},
         )
-        status = _train_point(folder.point(name), config, splits, progress=progress)
+        status = train_point(folder.point(name), config, splits, progress=progress)
         row = _evaluated(load_run(folder.point(name)), splits, seed=seed, fd_samples=fd_samples, iw_samples=iw_samples)
         rows.append(row)
         kl = "" if row["kl"] is None else f", KL {row['kl']:.2f}"
@@ -109,7 +109,7 @@ def run_sweep(
     return rows
 
 
-def _as_json(value: Any) -> Any:
+def as_json(value: Any) -> Any:
     """An option as sweep.json records it (structured values as their text, e.g. "25:10000")."""
     return str(value) if dataclasses.is_dataclass(value) else value
 
@@ -126,7 +126,7 @@ def _check_betas(betas: list[float]) -> list[float]:
     return sorted(betas)
 
 
-def _train_point(path: Path, config: RunConfig, splits: DataSplits, *, progress: bool) -> str:
+def train_point(path: Path, config: RunConfig, splits: DataSplits, *, progress: bool) -> str:
     """Bring one point to its epochs; say what was done."""
     epochs = config.train.epochs
     if path.is_dir() and load_run(path).has_checkpoint():
