@@ -29,17 +29,23 @@ def write_run_figures(run: Run, model, data: DataSplits, *, n: int = 16, seed: i
     )
     ys = torch.arange(SAMPLES) % model.config.num_classes if model.config.num_classes else None
     paths["samples"] = plots.save_grid(run.figure_path("samples"), sample(model, SAMPLES, seed=seed, y=ys), nrow=8)
+    return {**paths, **_curves_and_latents(run, model, data, "test split")}
+
+
+def _curves_and_latents(run: Run, model, data: DataSplits, shown: str) -> dict[str, Path]:
+    """The loss curves (once there are metrics) and the test split's posterior means, as any run has them."""
+    paths = {}
     rows = run.metrics()
     if rows:
         paths["loss_curves"] = plots.loss_curves(rows, run.figure_path("loss_curves"))
-    enc = encode_dataset(model, test)
+    enc = encode_dataset(model, data.test)
     labels = None if "y" not in enc else enc["y"].numpy()
     paths["latent_scatter"] = plots.latent_scatter(
         enc["mu"].numpy(),
         run.figure_path("latent_scatter"),
         labels=labels,
         class_names=data.class_names,
-        title=f"{model.config.kind.upper()} latent space, test split (posterior means)",
+        title=f"{model.config.kind.upper()} latent space, {shown} (posterior means)",
     )
     return paths
 
@@ -62,16 +68,4 @@ def write_table_figures(run: Run, model, data: DataSplits, *, seed: int = 0) -> 
     rec = schema.decode(reconstruct(model, test).numpy())
     pairs = [(n, k, a, b) for (n, k, a), (_, _, b) in zip(schema.panels(shown, aligned=True), schema.panels(rec))]
     paths["reconstructions"] = plots.column_reconstructions(pairs, run.figure_path("reconstructions"))
-    rows = run.metrics()
-    if rows:
-        paths["loss_curves"] = plots.loss_curves(rows, run.figure_path("loss_curves"))
-    enc = encode_dataset(model, data.test)
-    labels = None if "y" not in enc else enc["y"].numpy()
-    paths["latent_scatter"] = plots.latent_scatter(
-        enc["mu"].numpy(),
-        run.figure_path("latent_scatter"),
-        labels=labels,
-        class_names=data.class_names,
-        title=f"{model.config.kind.upper()} latent space, test rows (posterior means)",
-    )
-    return paths
+    return {**paths, **_curves_and_latents(run, model, data, "test rows")}
