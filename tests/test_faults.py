@@ -123,7 +123,13 @@ def test_two_real_trainings_on_one_folder_do_not_interleave(tmp_path):
     cmd = [sys.executable, "-m", "vaekit", "train", "--data", "digits", "--out", str(out), *TINY]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on a busy machine: no thread oversubscription
     first = subprocess.Popen(
-        [*cmd, "--epochs", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [*cmd, "--epochs", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # a suite started in the background inherits an ignored SIGINT, and Python keeps it ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.time() + 120
