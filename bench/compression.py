@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from sections import replace_section
 
 import vaekit
 from vaekit.data import Dataset
@@ -240,12 +241,7 @@ def main() -> None:
     (args.out / "results.md").write_text(md + "\n")
     print(md)
     if args.write:
-        text = args.write.read_text()
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + md + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip("\n") + "\n\n" + md + "\n"
-        args.write.write_text(text)
+        replace_section(args.write, md, BEGIN, END)
 
 
 if __name__ == "__main__":

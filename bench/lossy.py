@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from sections import replace_section
 
 import vaekit
 from vaekit import plots
@@ -282,12 +283,7 @@ def main() -> None:
     rd_plot(res, args.out / "rd.png")
     print(md)
     if args.write:
-        text = args.write.read_text()
-        if BEGIN in text:
-            text = text[: text.index(BEGIN)] + md + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip("\n") + "\n\n" + md + "\n"
-        args.write.write_text(text)
+        replace_section(args.write, md, BEGIN, END)
 
 
 if __name__ == "__main__":
