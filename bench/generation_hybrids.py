@@ -190,11 +190,17 @@ def main() -> None:
     p.add_argument("--n", type=int, default=10000, help="samples per measurement (at most the test split)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "hybrids")
     p.add_argument("--docs", action="store_true", help="also write the grids to docs/images/")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per model (default: 12 fashion-mnist, 30 colour); fewer to try it",
+    )
     a = p.parse_args()
     t_start = time.perf_counter()
     out = a.out / a.data
     source = "fashion-mnist" if a.data == "fashion-mnist" else str(colour_crops(out))
-    settings = SETTINGS[a.data]
+    settings = {**SETTINGS[a.data], **({"epochs": a.epochs} if a.epochs else {})}
     runs, seconds, fits = {}, {}, {}
     for name, extra in (("VAE", {}), ("VAE-GAN", ADVERSARIAL[a.data])):
         runs[name], seconds[name] = trained(source, out, name.lower(), {**settings, **extra})
