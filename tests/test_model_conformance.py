@@ -9,21 +9,28 @@ import pytest
 import torch
 
 from vaekit.config import ModelConfig
+from vaekit.core.build import build_model
 from vaekit.core.likelihoods import LIKELIHOODS
-from vaekit.core.model import VAE
 from vaekit.core.objectives import Objective
 from vaekit.runs.files import read_tensors, write_tensors
 
 SHAPES = {"mlp": [1, 6, 5], "conv": [3, 9, 7]}  # odd sizes on purpose
 # The tabular likelihood needs a table's column heads (tests/test_tabular_likelihood.py checks it)
 IMAGE_LIKELIHOODS = sorted(set(LIKELIHOODS) - {"tabular"})
-VARIANTS = [
-    dict(kind=kind, arch=arch, likelihood=lik, num_classes=k)
-    for kind, arch, lik, k in itertools.product(["vae", "ae"], ["mlp", "conv"], IMAGE_LIKELIHOODS, [0, 3])
-] + [  # the codec's distortion is squared error: the Gaussian likelihood only
-    dict(kind="codec", arch=arch, likelihood="gaussian", num_classes=k)
-    for arch, k in itertools.product(["mlp", "conv"], [0, 3])
-]
+VARIANTS = (
+    [
+        dict(kind=kind, arch=arch, likelihood=lik, num_classes=k)
+        for kind, arch, lik, k in itertools.product(["vae", "ae"], ["mlp", "conv"], IMAGE_LIKELIHOODS, [0, 3])
+    ]
+    + [  # the codec's distortion is squared error: the Gaussian likelihood only
+        dict(kind="codec", arch=arch, likelihood="gaussian", num_classes=k)
+        for arch, k in itertools.product(["mlp", "conv"], [0, 3])
+    ]
+    + [  # the hierarchical VAE models images: its own networks (arch names only the test's shape)
+        dict(kind="hvae", arch="conv", likelihood=lik, num_classes=k)
+        for lik, k in itertools.product(IMAGE_LIKELIHOODS, [0, 3])
+    ]
+)
 
 
 def _ids(v):
@@ -37,11 +44,12 @@ def _build(v, **extra):
         latent_dim=3,
         hidden=[16],
         channels=[4, 8],
+        **(dict(widths=[8, 8, 8], groups=[1, 1, 2], group_channels=2) if v["kind"] == "hvae" else {}),
         learn_sigma="global" if v["likelihood"] == "gaussian" and v["kind"] != "codec" else "none",
         **extra,
     )
     torch.manual_seed(0)
-    return VAE.from_config(cfg)
+    return build_model(cfg)
 
 
 def _batch(v, b=4):
@@ -59,10 +67,18 @@ def test_shapes_loss_and_gradients(v):
     x, y = _batch(v)
     out = model(x, y, generator=torch.Generator().manual_seed(3))  # latent noise as in training
     assert out.z.shape == (4, 3)
-    assert out.recon.shape == (4,) and out.kl.shape == (4,) and out.kl_per_dim.shape == (4, 3)
+    assert out.recon.shape == (4,) and out.kl.shape == (4,) and out.kl_per_dim.shape == (4, model.noise_dim)
     assert model.decode_mean(out.z, y).shape == (4, *SHAPES[v["arch"]])
     loss = Objective().loss(out, step=0)
     assert torch.isfinite(loss)
+    if v["kind"] == "hvae":  # the priors' last layers start at zero (VDVAE): one step, then all gradients flow
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.sub_(1e-2 * p.grad.sign())
+                p.grad = None
+        out = model(x, y, generator=torch.Generator().manual_seed(3))
+        loss = Objective().loss(out, step=0)
     if v["kind"] == "ae":
         assert torch.equal(out.kl, torch.zeros(4))
         assert torch.equal(out.z, model.encode(x, y).mode())

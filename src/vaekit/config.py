@@ -299,7 +299,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LR_SCHEDULES = ("auto", "constant", "cosine", "plateau")
 LOGGERS = ("none", "tensorboard")
 DEFAULT_EPOCHS = 30  # without --epochs and without --time-limit
-MODEL_KINDS = ("vae", "ae", "codec")
+MODEL_KINDS = ("vae", "ae", "codec", "hvae")
 
 
 def codec_sigma(lmbda: float, channels: int) -> float:
@@ -313,8 +313,9 @@ def codec_sigma(lmbda: float, channels: int) -> float:
 class ModelConfig:
     kind: str = setting(
         "vae",
-        help="vae, ae for the deterministic autoencoder baseline, or codec for a lossy learned image codec "
-        "(quantized latents with a learned entropy model, Balle et al. 2017; see --lmbda).",
+        help="vae, ae for the deterministic autoencoder baseline, codec for a lossy learned image codec "
+        "(quantized latents with a learned entropy model, Balle et al. 2017; see --lmbda), or hvae for a "
+        "hierarchical VAE on images (top-down latent groups with residual cells, as NVAE and VDVAE; see --groups).",
         choices=MODEL_KINDS,
         flag="--model",
     )
@@ -335,6 +336,27 @@ class ModelConfig:
         help="Conv channels per stride-2 stage, comma-separated.",
         check=all_of(at_least(1), at_most(65536)),
         default_text="sized from the images, e.g. 32,64 for 28x28",
+    )
+    groups: list[int] | None = setting(
+        help="Hierarchical VAE: latent groups per resolution, top-down from the 1x1 top group (always 1) to "
+        "full size, comma-separated (28x28 images have the resolutions 1x1, 7x7, 14x14, 28x28).",
+        check=all_of(at_least(0), at_most(64)),
+        default_text="1 at 1x1, 2 at every other resolution",
+    )
+    widths: list[int] | None = setting(
+        help="Hierarchical VAE: channels of the residual cells per resolution, top-down, comma-separated.",
+        check=all_of(at_least(8), at_most(4096)),
+        default_text="64 at up to 8 pixels across, 32 above",
+    )
+    group_channels: int = setting(
+        8,
+        help="Hierarchical VAE: latent channels of each group below the top (the top group has --latent-dim).",
+        check=all_of(at_least(1), at_most(1024)),
+    )
+    cells: int = setting(
+        1,
+        help="Hierarchical VAE: residual cells per resolution in the bottom-up path.",
+        check=all_of(at_least(1), at_most(64)),
     )
     likelihood: str = setting(
         "bernoulli",

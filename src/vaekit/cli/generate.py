@@ -22,7 +22,7 @@ from ..runs import load_run
 from ..workflows import tables
 from ..workflows.pictures import reconstruction_grid
 from . import app
-from .options import int_list
+from .options import float_list, int_list
 
 RUN_ARG = typer.Argument(..., help="A run folder written by `vaekit train`.", show_default=False)
 
@@ -59,6 +59,12 @@ def sample(
     n: int = typer.Option(64, "-n", "--n", help="How many samples."),
     seed: int = typer.Option(0, help="Seed of the latent draws."),
     temperature: float = typer.Option(1.0, help="Scale of the prior's standard deviation (< 1: safer, less varied)."),
+    temperatures: Optional[str] = typer.Option(
+        None,
+        help="Hierarchical VAE: the lower groups' temperatures, top-down, comma-separated (0: a group's prior "
+        "mean). (default: every group at --temperature)",
+        show_default=False,
+    ),
     label: Optional[str] = typer.Option(
         None, help="Class to generate, by name or index (conditional models only).", show_default=False
     ),
@@ -86,8 +92,10 @@ def sample(
             f"temperature {temperature})"
         )
         return
-    x = sampling.sample(r.model, n, temperature=temperature, y=y, seed=seed, prior=p)
-    typer.echo(f"wrote {plots.save_grid(out, x)}  ({n} samples, prior {p.kind}, temperature {temperature})")
+    lower = None if temperatures is None else float_list(temperatures, "--temperatures")
+    x = sampling.sample(r.model, n, temperature=temperature, y=y, seed=seed, prior=p, temperatures=lower)
+    shown = temperature if lower is None else f"{temperature}, lower groups {','.join(map(str, lower))}"
+    typer.echo(f"wrote {plots.save_grid(out, x)}  ({n} samples, prior {p.kind}, temperature {shown})")
 
 
 @app.command()

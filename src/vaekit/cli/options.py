@@ -36,6 +36,14 @@ def int_list(text: str | None, what: str) -> list[int] | None:
         raise VaekitError(f"{what} must be comma-separated integers such as 32,64, not {text!r}") from None
 
 
+def float_list(text: str, what: str) -> list[float]:
+    """ "0.8,0.5" -> [0.8, 0.5]."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise VaekitError(f"{what} must be comma-separated numbers such as 0.8,0.5, not {text!r}") from None
+
+
 def name_list(text: str | None, what: str) -> list[str] | None:
     """ "a, b" -> ["a", "b"]."""
     if text is None:

@@ -35,6 +35,8 @@ class ModelOutput:
     px: Distribution  # p(x|z): batch shape (B,), event shape data_shape
     recon: Tensor  # (B,)  -log p(x|z) in nats, summed over one example
     kl_per_dim: Tensor  # (B, D_z) KL(q(z|x) || N(0, I)) per latent dimension; a codec's rate -log p(z)
+    # a hierarchical VAE's latent numbers per group, top first (kl_per_dim covers them all); None: one group
+    groups: list[int] | None = None
 
     @property
     def kl(self) -> Tensor:  # (B,)
@@ -74,12 +76,23 @@ class VAE(nn.Module):
     @property
     def stochastic(self) -> bool:
         """A Gaussian posterior: an ELBO, importance sampling, KL per dimension."""
-        return self.config.kind == "vae"
+        return self.config.kind in ("vae", "hvae")
 
     @property
     def noisy(self) -> bool:
         """Training adds latent noise (which the loop draws for the global batch): VAE and codec."""
-        return self.config.kind in ("vae", "codec")
+        return self.config.kind in ("vae", "hvae", "codec")
+
+    @property
+    def noise_dim(self) -> int:
+        """Numbers of latent noise one example's forward pass takes (eps (B, noise_dim)); the
+        KL per dimension has as many."""
+        return self.latent_dim
+
+    @property
+    def group_dims(self) -> list[int] | None:
+        """A hierarchical model's latent numbers per group; None for one flat code."""
+        return None
 
     @property
     def device(self) -> torch.device:
@@ -137,6 +150,23 @@ class VAE(nn.Module):
         recon = -px.log_prob(x if target is None else target)
         kl_per_dim = -self.prior.log_mass(z) if self.config.kind == "codec" else posterior.kl_per_dim()
         return ModelOutput(posterior, z, px, recon, kl_per_dim)
+
+    def reconstruction(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """E[x | z = the posterior mean]: (B, *data_shape) -> (B, *data_shape)."""
+        return self.decode_mean(self.encode(x, y).mode(), y)
+
+    def log_importance_weights(
+        self, x: Tensor, y: Tensor | None = None, *, k: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x), for k draws: (k, B).
+        x (B, *data_shape); the k * B decodes go through the decoder at once."""
+        b = x.shape[0]
+        q = self.encode(x, y)  # mu, logvar (B, D_z)
+        z = q.rsample(k, generator=generator)  # (k, B, D_z)
+        flat_x = x.expand(k, *x.shape).reshape(k * b, *x.shape[1:])  # row i * B + j: draw i of example j
+        flat_y = None if y is None else torch.as_tensor(y).repeat(k)
+        log_px = self.decode(z.reshape(k * b, -1), flat_y).log_prob(flat_x).view(k, b)
+        return log_px + self.prior.log_prob(z) - q.log_prob(z)
 
     # -- what users do with a trained model (see vaekit.sampling) -------------------------------
     def sample(self, n: int, **kwargs) -> Tensor:

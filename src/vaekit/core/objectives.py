@@ -10,7 +10,9 @@ KL controls (settings of TrainConfig, combinable with beta):
                   run's progress (0 -> 1, which the training loop passes in: by its steps, or by
                   the clock when a time budget sets the run's length)
   free_bits L     each latent dimension's batch-mean KL counts as at least L nats
-                  (Kingma et al. 2016), so the optimiser gains nothing by collapsing it
+                  (Kingma et al. 2016), so the optimiser gains nothing by collapsing it; in a
+                  hierarchical VAE each latent group's (as NVAE and VDVAE do: a group of
+                  thousands of numbers would otherwise be held at thousands of nats)
   capacity C:N    loss = recon + beta * |KL - C_t|, C_t rising linearly from 0 to C nats
                   over N steps (Burgess et al. 2018)
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from ..config import Capacity, TrainConfig
@@ -32,9 +35,13 @@ def negative_elbo(out: ModelOutput) -> Tensor:
     return out.recon + out.kl
 
 
-def free_bits_kl(kl_per_dim: Tensor, free_bits: float) -> Tensor:
-    """sum_d max(L, mean_batch KL_d): (B, D) -> scalar (Kingma et al. 2016, eq. 15)."""
-    return kl_per_dim.mean(0).clamp_min(free_bits).sum()
+def free_bits_kl(kl_per_dim: Tensor, free_bits: float, groups: list[int] | None = None) -> Tensor:
+    """sum_d max(L, mean_batch KL_d): (B, D) -> scalar (Kingma et al. 2016, eq. 15); with groups
+    (numbers per group, summing to D) sum_g max(L, mean_batch KL_g), KL_g summed over the group."""
+    kl = kl_per_dim.mean(0)  # (D,)
+    if groups is not None:
+        kl = torch.stack([part.sum() for part in kl.split(groups)])  # (G,)
+    return kl.clamp_min(free_bits).sum()
 
 
 @dataclass
@@ -68,16 +75,19 @@ class Objective:
         return self.capacity.nats * min(1.0, step / self.capacity.steps)
 
     def loss(self, out: ModelOutput, step: int, progress: float = 0.0) -> Tensor:
-        return self._combine(out.recon, out.kl_per_dim, self.weight(step, progress), self.target(step))
+        return self._combine(out.recon, out.kl_per_dim, self.weight(step, progress), self.target(step), out.groups)
 
-    def final_loss(self, recon: Tensor, kl_per_dim: Tensor) -> Tensor:
+    def final_loss(self, recon: Tensor, kl_per_dim: Tensor, groups: list[int] | None = None) -> Tensor:
         """The objective once every schedule has run its course (weight beta, capacity C):
         what validation measures, so the best epoch is judged by what training aims at.
-        recon (B,), kl_per_dim (B, D) -> scalar."""
-        return self._combine(recon, kl_per_dim, self.beta, None if self.capacity is None else self.capacity.nats)
+        recon (B,), kl_per_dim (B, D), groups: see free_bits_kl -> scalar."""
+        c = None if self.capacity is None else self.capacity.nats
+        return self._combine(recon, kl_per_dim, self.beta, c, groups)
 
-    def _combine(self, recon: Tensor, kl_per_dim: Tensor, weight: float, c: float | None) -> Tensor:
-        kl = free_bits_kl(kl_per_dim, self.free_bits) if self.free_bits else kl_per_dim.sum(-1).mean()
+    def _combine(
+        self, recon: Tensor, kl_per_dim: Tensor, weight: float, c: float | None, groups: list[int] | None = None
+    ) -> Tensor:
+        kl = free_bits_kl(kl_per_dim, self.free_bits, groups) if self.free_bits else kl_per_dim.sum(-1).mean()
         if c is not None:
             return recon.mean() + weight * (kl - c).abs()
         return recon.mean() + weight * kl

@@ -33,11 +33,33 @@ def _labels(model: VAE, y, n: int) -> Tensor | None:
     return y.expand(n) if y.numel() == 1 else y
 
 
-def _images(model: VAE, z: Tensor, y: Tensor | None) -> Tensor:
-    out = model.decode_mean(z.to(model.device), None if y is None else y.to(model.device))
+def _images(model: VAE, z: Tensor, y: Tensor | None, **lower) -> Tensor:
+    """lower: a hierarchical model's temperatures and generator for its lower groups."""
+    return _shown(model, model.decode_mean(z.to(model.device), None if y is None else y.to(model.device), **lower))
+
+
+def _shown(model: VAE, out: Tensor) -> Tensor:
+    """Decoded means as we show them: images clipped to [0, 1], on the CPU."""
     if len(model.data_shape) == 3:
         out = out.clamp(0.0, 1.0)
     return out.float().cpu()
+
+
+def lower_groups(model: VAE, temperature: float, temperatures, seed: int | None) -> dict:
+    """What decoding a top code takes for a hierarchical model's lower groups: their temperatures
+    (default: all at `temperature`, so the images are the model's samples) and a generator."""
+    if model.group_dims is None:
+        if temperatures:
+            raise VaekitError(
+                "per-group temperatures are for a hierarchical VAE (--model hvae); this model has one group"
+            )
+        return {}
+    lower = [temperature] * (len(model.group_dims) - 1) if not temperatures else [float(t) for t in temperatures]
+    if not all(math.isfinite(t) and t >= 0 for t in lower):
+        raise VaekitError(f"group temperatures must be finite and at least 0, not {lower}")
+    gen = torch.Generator(device=model.device)
+    gen.manual_seed(seed + 1) if seed is not None else gen.seed()
+    return {"temperatures": lower, "generator": gen}
 
 
 @in_eval_mode
@@ -50,18 +72,22 @@ def sample(
     seed: int | None = None,
     prior=None,
     return_z: bool = False,
+    temperatures=None,
 ):
     """n new examples decoded from z ~ prior (N(0, I) unless a fitted prior is given);
-    temperature scales the prior's standard deviation. -> (n, *data_shape)"""
+    temperature scales the prior's standard deviation. A hierarchical model draws its lower
+    groups too, at `temperatures` (one per lower group; default: all at `temperature`).
+    -> (n, *data_shape)"""
     if n < 1:
         raise VaekitError("the number of samples must be at least 1")
     if not (math.isfinite(temperature) and temperature > 0):
         raise VaekitError(f"temperature must be a positive finite number, not {temperature}")
     gen = None if seed is None else torch.Generator().manual_seed(seed)
     prior = prior or model.prior
+    lower = lower_groups(model, temperature, temperatures, seed)
     z = prior.sample(n, temperature=temperature, generator=gen, device=model.device)
     y = _labels(model, y, n)
-    x = _images(model, z, y)
+    x = _images(model, z, y, **lower)
     return (x, z.cpu()) if return_z else x
 
 
@@ -93,11 +119,11 @@ def decode(model: VAE, z: Tensor, y=None) -> Tensor:
 
 @in_eval_mode
 def reconstruct(model: VAE, x: Tensor, y=None) -> Tensor:
-    """Decode the posterior mean of each x: (B, *data_shape) -> (B, *data_shape)."""
+    """Decode the posterior mean of each x (of every group, in a hierarchical model):
+    (B, *data_shape) -> (B, *data_shape)."""
     y = _labels(model, y, x.shape[0])
     dev = model.device
-    mu = model.encode(x.to(dev), None if y is None else y.to(dev)).mode()
-    return _images(model, mu, y)
+    return _shown(model, model.reconstruction(x.to(dev), None if y is None else y.to(dev)))
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:

@@ -30,7 +30,8 @@ def iwae_log_weights(
     chunk: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x): (k, B) in float64.
+    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x): (k, B) in float64
+    (the model's log_importance_weights; a hierarchical model's cover all its groups).
 
     x (B, *data_shape). The k samples go through the decoder `chunk` at a time (default: as many
     as keep chunk * B <= DECODE_BUDGET), so memory is bounded whatever k is."""
@@ -43,18 +44,10 @@ def iwae_log_weights(
     y = None if y is None else y.to(dev)
     b = x.shape[0]
     chunk = chunk or max(1, min(k, DECODE_BUDGET // max(b, 1)))
-    q = model.encode(x, y)  # mu, logvar (B, D_z)
     out = []
     for start in range(0, k, chunk):
         c = min(chunk, k - start)
-        z = q.rsample(c, generator=generator)  # (c, B, D_z)
-        flat_z = z.reshape(c * b, -1)  # row i * B + j is sample i of example j
-        flat_x = x.expand(c, *x.shape).reshape(c * b, *x.shape[1:])
-        flat_y = None if y is None else y.repeat(c)
-        log_px = model.decode(flat_z, flat_y).log_prob(flat_x).view(c, b)
-        log_w = log_px + model.prior.log_prob(z) - q.log_prob(z)  # (c, B)
-        out.append(log_w.double())
-    del z, flat_z, flat_x, log_px, log_w
+        out.append(model.log_importance_weights(x, y, k=c, generator=generator).double())  # (c, B)
     release_freed_memory()
     return torch.cat(out)
 

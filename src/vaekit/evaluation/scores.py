@@ -14,6 +14,10 @@ how simple an input is, not how typical:
                (Serra et al. 2020, "input complexity")
   llr          nll - nll_background: minus the log-likelihood ratio against a background model
                of the same architecture trained on randomly perturbed inputs (Ren et al. 2019)
+  llr_top      a hierarchical VAE's L(x) - L^{>k}(x): its ELBO minus the bound with only the top k
+               groups from the posterior and the rest drawn from their priors (Havtorn et al. 2021,
+               "Hierarchical VAEs know what they don't know"): the lower groups explain any image's
+               pixels, so only what the top groups cannot explain makes the ratio large
   ensemble     the mean of recon_error, the NLL (nll_iw, else nelbo) and complexity, each first
                rank-normalised against the same scores of reference data (the run's validation
                split): see ensemble_score
@@ -38,11 +42,12 @@ from tqdm import tqdm
 from ..core.model import VAE
 from ..core.modes import evaluating
 from ..errors import VaekitError
-from .likelihood import iwae_log_likelihood
+from .likelihood import iwae_log_likelihood, log_mean_exp
 
 LN2 = math.log(2.0)
 COMPRESSORS = ("png", "zlib")
-SCORE_NAMES = ("recon_error", "nelbo", "nll_iw", "complexity", "llr", "ensemble")
+SCORE_NAMES = ("recon_error", "nelbo", "nll_iw", "complexity", "llr", "llr_top", "ensemble")
+TOP_GROUPS = 1  # k of llr_top: the top group alone (Havtorn et al. 2021 found k = 1 or 2 best)
 ENSEMBLE = "ensemble"
 TAIL = 0.1  # rank_normalise continues the outer 10% of the reference's quantile curve beyond its range
 SCORE_DESCRIPTIONS = {
@@ -51,6 +56,8 @@ SCORE_DESCRIPTIONS = {
     "nll_iw": "importance-sampled NLL (IWAE, k samples), nats per example",
     "complexity": "NLL minus the input's lossless code length, nats (Serra et al. 2020)",
     "llr": "NLL minus the background model's NLL: minus the likelihood ratio, nats (Ren et al. 2019)",
+    "llr_top": "ELBO minus the ELBO with only the top latent group inferred (hierarchical VAE; Havtorn et al. 2021), "
+    "nats",
     "ensemble": "the mean of recon_error, the NLL and complexity, each as a standard normal quantile of its rank "
     "among the validation split's",
 }
@@ -60,11 +67,11 @@ SCORE_DESCRIPTIONS = {
 
 
 def reconstruction_error(model: VAE, x: Tensor) -> Tensor:
-    """sum_d (x_d - E[x_d | z = mu(x)])^2: (B, *shape) -> (B,). Works for AE and VAE. For a table
+    """sum_d (x_d - E[x_d | z = mu(x)])^2: (B, *shape) -> (B,). Works for AE and VAE (and a
+    hierarchical VAE, every group at its posterior mean). For a table
     the sum runs over observed cells: transformed numbers, booleans and one-hot categories against
     the decoded probabilities (a Brier score)."""
-    mu = model.encode(x).mode()
-    x_hat = model.decode_mean(mu)
+    x_hat = model.reconstruction(x)
     if x.ndim == 4:  # images: compare with what the model can show
         x_hat = x_hat.clamp(0.0, 1.0)
     err = (x - x_hat).pow(2)
@@ -78,6 +85,16 @@ def negative_elbo(model: VAE, x: Tensor, *, generator: torch.Generator | None = 
     """recon + KL with one posterior sample, nats per example: (B, *shape) -> (B,)."""
     out = model(x, generator=generator)
     return out.recon + out.kl
+
+
+def top_groups_llr(
+    model: VAE, x: Tensor, *, samples: int = 1, top: int = TOP_GROUPS, generator: torch.Generator | None = None
+) -> Tensor:
+    """LLR^{>k}(x) = L(x) - L^{>k}(x), both importance-weighted with `samples` draws (one draw:
+    the ELBOs themselves), nats: (B, C, H, W) -> (B,). Higher = more anomalous."""
+    full = model.log_importance_weights(x, k=samples, generator=generator).double()  # (S, B)
+    top_only = model.log_importance_weights(x, k=samples, generator=generator, inferred=top).double()
+    return log_mean_exp(full) - log_mean_exp(top_only)
 
 
 def code_length(x: Tensor, *, compressor: str = "png") -> Tensor:
@@ -209,6 +226,8 @@ def available_scores(
         names.append("complexity")
     if background is not None:
         names.append("llr")
+    if model.group_dims is not None:
+        names.append("llr_top")
     return names + ([ENSEMBLE] if ensemble else [])
 
 
@@ -270,6 +289,8 @@ def score_examples(
                         else negative_elbo(background, xg, generator=gen_bg)
                     )
                     got["llr"] = likelihood_ratio_score(nll.cpu(), nll_bg.cpu())
+                if "llr_top" in names:
+                    got["llr_top"] = top_groups_llr(model, xb, samples=max(iw_samples, 1), generator=gen)
             for n in names:
                 parts[n].append(got[n].detach().double().cpu())
     scores = {n: torch.cat(parts[n]).numpy() if parts[n] else np.zeros(0) for n in names}

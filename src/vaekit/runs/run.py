@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..config import RunConfig
+from ..core.build import build_model
 from ..core.flow import VelocityField
 from ..core.model import VAE
 from ..core.priors import FlowPrior, GaussianMixturePrior, SecondStagePrior, StandardNormal
@@ -115,7 +116,7 @@ class Run:
         else:
             raise VaekitError(f"which must be best or last, not {which!r}")
         try:
-            model = VAE.from_config(self.config.model)
+            model = build_model(self.config.model)
             model.load_state_dict(state)
         except (RuntimeError, VaekitError, TypeError, ValueError) as e:
             raise RunFolderError(
@@ -316,8 +317,8 @@ class Run:
         if not (self.background_path / CONFIG_FILE).is_file():
             return None
         bg = Run.open(self.background_path, device=self.device)
-        if bg.config.model.data_shape != self.config.model.data_shape or bg.config.model.kind != "vae":
-            raise RunFolderError(f"{self.background_path} does not match its run (another data shape or not a VAE)")
+        if bg.config.model.data_shape != self.config.model.data_shape or bg.config.model.kind != self.config.model.kind:
+            raise RunFolderError(f"{self.background_path} does not match its run (another data shape or model kind)")
         return bg
 
     # -- evaluation, report, figures, logs, caches ---------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..config import DataConfig, RunConfig
+from ..core.build import build_model
 from ..core.model import VAE
 from ..core.objectives import Objective
 from ..data import DataSplits, load_data
@@ -114,7 +115,7 @@ def _data_range(splits: DataSplits) -> tuple[float, float] | None:
 def _train(run: Run, config: RunConfig, splits: DataSplits, device, *, resume, progress, callbacks, ctx) -> VAE:
     """Fit a new model (or the checkpoint's) and return the best one."""
     torch.manual_seed(config.train.seed)
-    model = VAE.from_config(config.model).to(device)
+    model = build_model(config.model).to(device)
     state = None
     if resume:
         state = run.load_checkpoint()

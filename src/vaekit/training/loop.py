@@ -234,7 +234,7 @@ def global_batch(
     x_in = x if loop.cfg.denoise is None else corrupt(x, loop.cfg.denoise, generator=loop.data_gen, clip=loop.clip)
     eps = None
     if loop.model.noisy:
-        eps = torch.randn(len(idx), loop.model.latent_dim, generator=loop.data_gen, device=x.device)
+        eps = torch.randn(len(idx), loop.model.noise_dim, generator=loop.data_gen, device=x.device)
     if loop.ctx.enabled:
         mine = distributed.shard_slice(len(idx), loop.ctx)
         x, x_in = x[mine], x_in[mine]

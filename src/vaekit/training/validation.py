@@ -37,11 +37,11 @@ def evaluate_loss(
     device = model.device
     gen = torch.Generator(device=device).manual_seed(seed)
     # (n, recon, KL per latent dimension...) summed over examples, in float64
-    sums = torch.zeros(2 + model.latent_dim, dtype=torch.float64, device=device)
+    sums = torch.zeros(2 + model.noise_dim, dtype=torch.float64, device=device)
     with evaluating(model):
         for x, y in data.batches(batch_size):
             x_in = x if corruption is None else corrupt(x, corruption, generator=gen, clip=clip)
-            eps = torch.randn(len(x), model.latent_dim, generator=gen, device=device) if model.noisy else None
+            eps = torch.randn(len(x), model.noise_dim, generator=gen, device=device) if model.noisy else None
             mine = distributed.shard_slice(len(x), ctx)
             x, x_in = x[mine], x_in[mine]
             y = None if y is None else y[mine]
@@ -55,6 +55,6 @@ def evaluate_loss(
     distributed.all_reduce_sum_(sums, ctx)
     n = max(float(sums[0]), 1.0)
     recon, kl_per_dim = sums[1] / n, sums[2:] / n  # (), (D,)
-    loss = objective.final_loss(recon[None], kl_per_dim[None])
+    loss = objective.final_loss(recon[None], kl_per_dim[None], model.group_dims)
     recon_f, kl = float(recon), float(kl_per_dim.sum())
     return {"loss": float(loss), "recon": recon_f, "kl": kl, "nelbo": recon_f + kl}

@@ -80,8 +80,10 @@ def fit_background(
     `perturbation` (default uniform:0.2: each pixel replaced by a uniform draw with probability
     0.2, Ren et al. 2019); its info records the perturbation."""
     run = load_run(run_dir)
-    if run.config.model.kind != "vae":
-        raise VaekitError("a background model is for the likelihood ratio, which needs a VAE run, not an AE")
+    if run.config.model.kind not in ("vae", "hvae"):
+        raise VaekitError(
+            f"a background model is for the likelihood ratio, which needs a VAE run, not a {run.config.model.kind}"
+        )
     if run.config.model.num_classes:
         raise VaekitError("anomaly scores need an unconditional model; this run is conditioned on labels")
     perturb = perturbation if isinstance(perturbation, Corruption) else Corruption.parse(perturbation)
