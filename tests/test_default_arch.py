@@ -13,6 +13,7 @@ from vaekit.core.nets import MLP_MAX_VALUES, default_arch
         ([1, 28, 28], "bernoulli", "mlp"),  # Fashion-MNIST, MNIST
         ([1, 32, 32], "bernoulli", "mlp"),  # exactly MLP_MAX_VALUES
         ([1, 28, 28], "discretized-logistic", "conv"),
+        ([1, 28, 28], "discretized-logistic-mixture", "conv"),
         ([1, 28, 28], "gaussian", "conv"),
         ([3, 32, 32], "bernoulli", "conv"),  # CIFAR-sized: 3,072 values
         ([1, 64, 64], "bernoulli", "conv"),

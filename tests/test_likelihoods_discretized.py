@@ -104,11 +104,16 @@ def test_gradients_are_finite_at_the_edges_and_extremes(law):
     assert torch.isfinite(g_loc).all() and torch.isfinite(g_scale).all()
 
 
-def test_registered_likelihoods_are_discrete_and_decode_two_params():
-    for name in ("discretized-logistic", "discretized-gaussian"):
+def test_registered_likelihoods_are_discrete_and_decode_their_params():
+    # the mixture: K logits, locations and log-scales per value (K = 10 by default)
+    for name, num_params in [
+        ("discretized-logistic", 2),
+        ("discretized-gaussian", 2),
+        ("discretized-logistic-mixture", 30),
+    ]:
         lik = LIKELIHOODS[name]([1, 4, 4])
-        assert lik.num_params == 2 and lik.discrete and lik.support == (0.0, 1.0)
-        params = torch.randn(3, 2, 1, 4, 4)
+        assert lik.num_params == num_params and lik.discrete and lik.support == (0.0, 1.0)
+        params = torch.randn(3, num_params, 1, 4, 4)
         dist = lik(params)
         x = torch.randint(0, 256, (3, 1, 4, 4)) / 255.0
         assert dist.log_prob(x).shape == (3,)

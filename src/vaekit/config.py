@@ -290,6 +290,7 @@ LIKELIHOOD_NAMES = (  # vaekit.core.likelihoods
     "gaussian",
     "discretized-logistic",
     "discretized-gaussian",
+    "discretized-logistic-mixture",
     "tabular",
 )
 MATRIX_MODES = ("table", "raw")
@@ -361,9 +362,14 @@ class ModelConfig:
     likelihood: str = setting(
         "bernoulli",
         choices=LIKELIHOOD_NAMES,
-        help="p(x|z): bernoulli, gaussian, discretized-logistic or discretized-gaussian "
-        "(8-bit data: gives NLL in bits/dim), or tabular (one head per table column).",
+        help="p(x|z): bernoulli, gaussian, discretized-logistic, discretized-gaussian or "
+        "discretized-logistic-mixture (8-bit data: gives NLL in bits/dim), or tabular (one head per table column).",
         default_text="tabular for tables; bernoulli for data in [0, 1], else gaussian",
+    )
+    mixtures: int = setting(
+        10,
+        help="Number of logistic components per value of the discretized logistic mixture likelihood.",
+        check=all_of(at_least(1), at_most(64)),
     )
     sigma: float = setting(
         0.1,

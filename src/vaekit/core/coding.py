@@ -1,8 +1,8 @@
 """Lossless coding of 8-bit images with a VAE: bits-back coding with asymmetric numeral systems
 (BB-ANS, Townsend, Bird and Barber 2019); the entropy coder is constriction's ANS stack.
 
-A VAE whose likelihood p(x|z) is a mass over the 256 grey levels (a discretized logistic or
-Gaussian) is a code: an ANS coder is a stack of bits, and each image is pushed as
+A VAE whose likelihood p(x|z) is a mass over the 256 grey levels (a discretized logistic,
+Gaussian or logistic mixture) is a code: an ANS coder is a stack of bits, and each image is pushed as
 
     1. pop   z ~ Q(z|x)       decoding the latent from the bits already on the stack ("bits back")
     2. push  x with p(x|z)    -log2 p(x|z) bits
@@ -72,7 +72,8 @@ def check_codable(model: VAE) -> None:
     if not isinstance(model.likelihood, DiscretizedLikelihood):
         raise VaekitError(
             f"lossless compression needs a likelihood over the 256 grey levels (train with --likelihood "
-            f"discretized-logistic or discretized-gaussian); this model's is {model.config.likelihood}"
+            f"discretized-logistic, discretized-gaussian or discretized-logistic-mixture); this model's is "
+            f"{model.config.likelihood}"
         )
     if model.config.num_classes:
         raise VaekitError("compression needs an unconditional model; this one is conditioned on labels")
@@ -122,7 +123,7 @@ class LatentGrid:
 
 def pixel_masses(model: VAE, z: Tensor) -> Tensor:
     """p(x_d = k | z) for every value d and level k: z (B, D_z) -> (B, D, 256)."""
-    law = model.decode(z).base_dist  # a Discretized law, batch shape (B, *data_shape)
+    law = model.decode(z).base_dist  # a Discretized law or mixture, batch shape (B, *data_shape)
     return law.bin_masses().flatten(1, -2)
 
 

@@ -311,6 +311,56 @@ class DiscretizedGaussian(Discretized):
         return torch.randn(shape, device=device, dtype=dtype)
 
 
+class DiscretizedLogisticMixture(Distribution):
+    """A mixture of K discretized logistics per value (Salimans et al. 2017, PixelCNN++; Child
+    2021, VDVAE): P(bin k) = sum_j pi_j P_j(bin k), P_j a DiscretizedLogistic. logits, loc,
+    log_scale: (..., K), one mixture per value; batch shape (...).
+
+    The components of one value are independent of the other channels: PixelCNN++ couples the
+    R, G and B of a pixel (the G and B locations shift linearly with the R and G values); this
+    law does not, so each channel is a mixture of its own."""
+
+    arg_constraints: dict = {}
+    has_rsample = False
+
+    def __init__(self, logits: Tensor, loc: Tensor, log_scale: Tensor, *, bins: int = 256):
+        self.logits, self.bins = logits, bins
+        self.components = DiscretizedLogistic(loc, log_scale, bins=bins)  # batch shape (..., K)
+        super().__init__(batch_shape=logits.shape[:-1], validate_args=False)
+
+    @property
+    def log_weights(self) -> Tensor:  # (..., K): log pi_j
+        return F.log_softmax(self.logits, dim=-1)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log sum_j pi_j P_j(bin of x), elementwise (...): each component's log mass is already
+        accurate in the tails, and logsumexp keeps the sum so."""
+        return torch.logsumexp(self.log_weights + self.components.log_prob(x[..., None]), dim=-1)
+
+    @property
+    def mean(self) -> Tensor:
+        return (self.log_weights.exp() * self.components.mean).sum(-1)
+
+    def bin_masses(self) -> Tensor:
+        """P(bin k) for k = 0..bins-1: (..., bins), rows summing to 1 (the components' tables
+        weighted by pi; (..., K, bins) in between)."""
+        weights = self.log_weights.exp()[..., None, :]  # (..., 1, K)
+        return (weights @ self.components.bin_masses()).squeeze(-2)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Pick a component by inverting pi's CDF at a uniform draw, then sample that component;
+        both draws from torch's global generator, as the single laws do."""
+        with torch.no_grad():
+            shape = self._extended_shape(sample_shape)
+            u = torch.rand(shape, device=self.logits.device, dtype=self.logits.dtype)[..., None]  # (*shape, 1)
+            cdf = self.log_weights.exp().cumsum(-1)  # (..., K)
+            pick = (cdf < u).sum(-1, keepdim=True).clamp_max(cdf.shape[-1] - 1)  # (*shape, 1)
+            loc, log_scale = self.components.loc, self.components.log_scale
+            full = (*shape, loc.shape[-1])
+            chosen = [t.expand(full).gather(-1, pick).squeeze(-1) for t in (loc, log_scale)]
+            return DiscretizedLogistic(*chosen, bins=self.bins).sample()
+
+
 # A learned scale far below one bin width buys nothing (the bin's mass is already ~1) and far
 # above the data range means nothing; the bounds keep exp() and the gradients tame.
 LOG_SCALE_MIN, LOG_SCALE_MAX = math.log(1e-4), math.log(1e2)
@@ -340,6 +390,25 @@ class DiscretizedLogisticLikelihood(DiscretizedLikelihood):
 class DiscretizedGaussianLikelihood(DiscretizedLikelihood):
     name = "discretized-gaussian"
     law = DiscretizedGaussian
+
+
+class DiscretizedLogisticMixtureLikelihood(DiscretizedLikelihood):
+    """A mixture of `mixtures` = K discretized logistics per value (DiscretizedLogisticMixture,
+    components independent per channel). The decoder emits 3K values per value, laid out
+    (B, 3K, *data_shape): K mixture logits, then K locations, then K log-scales."""
+
+    name = "discretized-logistic-mixture"
+
+    def __init__(self, data_shape: list[int], *, mixtures: int = 10):
+        super().__init__(data_shape)
+        self.mixtures = mixtures
+        self.num_params = 3 * mixtures  # per instance: K varies
+
+    def forward(self, params: Tensor) -> Distribution:  # params (B, 3K, *data_shape)
+        # (B, 3K, *data_shape) -> three (B, *data_shape, K): the mixture axis last
+        logits, loc, log_scale = (t.movedim(1, -1) for t in params.chunk(3, dim=1))
+        law = DiscretizedLogisticMixture(logits, loc, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX), bins=self.bins)
+        return Independent(law, len(self.data_shape), validate_args=False)
 
 
 # A learned per-column sigma of a table's transformed (unit-variance) numeric column: at least 1%
@@ -381,6 +450,7 @@ LIKELIHOODS: dict[str, type[Likelihood]] = {
     GaussianLikelihood.name: GaussianLikelihood,
     DiscretizedLogisticLikelihood.name: DiscretizedLogisticLikelihood,
     DiscretizedGaussianLikelihood.name: DiscretizedGaussianLikelihood,
+    DiscretizedLogisticMixtureLikelihood.name: DiscretizedLogisticMixtureLikelihood,
     TabularLikelihood.name: TabularLikelihood,
 }
 
@@ -396,4 +466,6 @@ def build_likelihood(config) -> Likelihood:
         if not config.heads:
             raise VaekitError("the tabular likelihood needs a table's columns (heads), and this model has none")
         return kind(config.data_shape, config.heads)
+    if kind is DiscretizedLogisticMixtureLikelihood:
+        return kind(config.data_shape, mixtures=config.mixtures)
     return kind(config.data_shape)
