@@ -38,18 +38,19 @@ from vaekit.evaluation.sample_quality import sample_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDERS = {
-    "conv VAE": ["--model", "vae", "--arch", "conv", "--likelihood", "discretized-logistic"],
-    "conv VAE + mixture": ["--model", "vae", "--arch", "conv", "--likelihood", "discretized-logistic-mixture"],
-    "HVAE": ["--model", "hvae", "--likelihood", "discretized-logistic-mixture"],
+    "conv VAE": dict(model="vae", arch="conv", likelihood="discretized-logistic"),
+    "conv VAE + mixture": dict(model="vae", arch="conv", likelihood="discretized-logistic-mixture"),
+    "HVAE": dict(model="hvae", likelihood="discretized-logistic-mixture"),
 }
 BEGIN, END = "<!-- bench/hvae.py begin -->", "<!-- bench/hvae.py end -->"
 
 
-def train(source: str, folder: Path, extra: list[str], budget: float, device: str) -> dict:
-    """`vaekit train` in a child process -> its wall-clock seconds and peak resident memory."""
-    cmd = [sys.executable, "-m", "vaekit", "train", "--data", source, "--out", str(folder), "--overwrite", "-q"]
-    cmd += ["--time-limit", str(budget), "--seed", "0", "--batch-size", "128", "--device", device, *extra]
-    cmd += ["--precision", "fp32"]  # a likelihood in bits/dim: no reduced-precision autocast on a GPU
+def train(source: str, folder: Path, extra: dict, budget: float, device: str) -> dict:
+    """vaekit.train in a child process -> its wall-clock seconds and peak resident memory."""
+    # fp32: a likelihood in bits/dim, so no reduced-precision autocast on a GPU
+    options = dict(out=str(folder), overwrite=True, progress=False, time_limit=budget, seed=0, batch_size=128)
+    options |= dict(device=device, precision="fp32", **extra)
+    cmd = [sys.executable, "-c", f"import vaekit; vaekit.train({source!r}, **{options!r})"]
     t0 = time.perf_counter()
     child = subprocess.Popen(cmd)
     _, status, usage = os.wait4(child.pid, 0)
