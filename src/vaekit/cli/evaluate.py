@@ -22,8 +22,12 @@ RUN_ARG = typer.Argument(..., help="A run folder written by `vaekit train`.", sh
 @app.command()
 def evaluate(
     run: Path = RUN_ARG,
-    iw_samples: int = typer.Option(
-        1000, "--iw-samples", "-k", help="Importance samples per example for the NLL (IWAE estimator)."
+    iw_samples: Optional[int] = typer.Option(
+        None,
+        "--iw-samples",
+        "-k",
+        help="Importance samples per example for the NLL (IWAE estimator). (default: 1000; 100 for a hierarchical VAE)",
+        show_default=False,
     ),
     split: str = typer.Option("test", help="train, val or test."),
     max_examples: Optional[int] = typer.Option(

@@ -14,7 +14,7 @@ from ..core.priors import PRIOR_NAMES
 from ..data import Dataset, DataSplits
 from ..errors import VaekitError
 from .latent import latent_metrics
-from .likelihood import likelihood_metrics
+from .likelihood import default_iw_samples, likelihood_metrics
 from .reconstruction import SSIM_WINDOW, reconstruction_metrics
 from .sample_quality import sample_metrics
 
@@ -24,7 +24,7 @@ def evaluate(
     data: DataSplits,
     *,
     split: str = "test",
-    iw_samples: int = 1000,
+    iw_samples: int | None = None,
     max_examples: int | None = None,
     classifier=None,
     n_samples: int | None = None,
@@ -42,6 +42,7 @@ def evaluate(
     binarized=True (a run trained with dynamic binarization) evaluates one fixed (seeded)
     binarization of the split, as the literature does, so its Bernoulli NLL is a proper one in
     bits/dim."""
+    iw_samples = default_iw_samples(model) if iw_samples is None else iw_samples
     if iw_samples < 1:
         raise VaekitError("--iw-samples must be at least 1")
     ds = data.split(split)
