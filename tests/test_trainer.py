@@ -14,7 +14,8 @@ from vaekit.data import load_data
 from vaekit.errors import TrainingDiverged
 from vaekit.runs import files
 from vaekit.runs.layout import CHECKPOINT_FILE
-from vaekit.training import fit
+from vaekit.training import distributed, fit
+from vaekit.training.guard import Guard
 
 TINY = dict(arch="mlp", hidden=[32], latent_dim=4, progress=False, figures=False)
 
@@ -140,3 +141,17 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
     atomic.atomic_write(tmp_path / "b.json", "{}")
     assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK
+
+
+def test_skip_norm_skips_updates_with_a_huge_gradient(tmp_path):
+    guard = Guard(torch.device("cpu"), distributed.context(), max_bad=5, skip_norm=4.0)
+    loss = torch.tensor(1.0)
+    assert float(guard.check(loss, torch.tensor(5.0))) == 1.0  # above the threshold: skipped
+    assert float(guard.check(loss, torch.tensor(3.0))) == 0.0
+    assert float(guard.check(loss, torch.tensor(float("nan")))) == 1.0
+    vaekit.train("digits", out=tmp_path / "none", epochs=1, skip_norm=1e9, **TINY)
+    vaekit.train("digits", out=tmp_path / "plain", epochs=1, **TINY)
+    a, b = _weights(tmp_path / "none"), _weights(tmp_path / "plain")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(TrainingDiverged, match="--skip-norm"):  # every update skipped
+        vaekit.train("digits", out=tmp_path / "all", epochs=1, skip_norm=1e-6, **TINY)

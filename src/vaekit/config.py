@@ -432,6 +432,11 @@ class TrainConfig:
     lr: float = setting(2e-3, help="Adam learning rate.", check=positive)
     beta: float = setting(1.0, help="Weight of the KL term: loss = recon + beta * KL.", check=non_negative)
     grad_clip: float | None = setting(help="Clip the global gradient norm to this.", check=positive)
+    skip_norm: float | None = setting(
+        help="Skip every update whose gradient norm (before clipping) exceeds this, as a non-finite one is "
+        "skipped: VDVAE's stabiliser for deep hierarchies, whose rare huge gradients clipping only shrinks.",
+        check=positive,
+    )
     seed: int = setting(0, help="Seed for every random number of the run.", check=at_least(0))
     patience: int | None = setting(
         help="Stop after this many epochs without validation improvement.", check=at_least(1), resumable=True

@@ -1,7 +1,9 @@
 """The non-finite guard: no step whose loss or gradient is not finite is ever applied, and a run
 that keeps producing them stops with a clear message.
 
-Per step: bad = the loss or the gradient norm is not finite. The fused optimizer reads
+Per step: bad = the loss or the gradient norm is not finite, or the norm exceeds `skip_norm`
+(--skip-norm: VDVAE skips such updates in deep hierarchies, where a rare gradient of a huge norm
+would otherwise undo much of the training). The fused optimizer reads
 `found_inf` (= bad) and leaves weights and moments untouched when it is set. Each step's flag
 and (loss, recon, KL) sums go into preallocated buffers (a handful of device ops, no host sync);
 every `sync_every` steps the host reads the new flags back, counts the skipped steps and stops
@@ -17,8 +19,9 @@ from . import distributed
 
 
 class Guard:
-    def __init__(self, device: torch.device, ctx: distributed.Context, *, max_bad: int):
+    def __init__(self, device: torch.device, ctx: distributed.Context, *, max_bad: int, skip_norm: float | None = None):
         self.ctx, self.device, self.max_bad = ctx, device, max_bad
+        self.skip_norm = float("inf") if skip_norm is None else skip_norm
         self.found_inf = torch.zeros((), device=device)
         self.run = 0  # bad steps in a row, across epochs
         self.start_epoch(0)
@@ -31,7 +34,8 @@ class Guard:
 
     def check(self, loss: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
         # loss + norm is finite exactly when both are (short of a 1e38 overflow, also worth skipping)
-        self.found_inf.copy_(torch.isfinite(loss.detach().float() + norm).logical_not_())
+        bad = torch.isfinite(loss.detach().float() + norm).logical_not_() | (norm > self.skip_norm)
+        self.found_inf.copy_(bad)
         # grads are all-reduced, but the loss is each rank's own: every rank must skip together
         distributed.all_reduce_max_(self.found_inf, self.ctx)
         return self.found_inf
@@ -54,7 +58,8 @@ class Guard:
                 if self.run >= self.max_bad:
                     raise TrainingDiverged(
                         f"training diverged at step {first_step + j + 1}: {self.run} steps in a row had a non-finite "
-                        "loss or gradient; try a lower --lr, --grad-clip 1.0, or check the data for huge values"
+                        "loss or gradient (or one above --skip-norm); try a lower --lr, --grad-clip 1.0, a higher "
+                        "--skip-norm, or check the data for huge values"
                     )
             else:
                 self.run = 0

@@ -163,7 +163,7 @@ def start(
     if "schedule" in state:  # resumed (a checkpoint from before schedules has none)
         schedule.load_state_dict(state["schedule"])
         schedule.plan(state["epoch"], state.get("seconds", 0.0))
-    guard = Guard(device, ctx, max_bad=cfg.max_bad_steps)
+    guard = Guard(device, ctx, max_bad=cfg.max_bad_steps, skip_norm=cfg.skip_norm)
     return Loop(
         model=model,
         objective=objective,
@@ -287,7 +287,8 @@ def train_epoch(loop: Loop, callbacks: list[Callback]) -> float:
     if guard.applied == 0:
         raise TrainingDiverged(
             f"training diverged at step {first_step + loop.steps}: every step of epoch {loop.epoch} had a non-finite "
-            "loss or gradient; try a lower --lr, --grad-clip 1.0, or check the data for huge values"
+            "loss or gradient (or one above --skip-norm); try a lower --lr, --grad-clip 1.0, a higher --skip-norm, "
+            "or check the data for huge values"
         )
     loop.state["step"] = applied_at_sync
     return time.perf_counter() - t0
