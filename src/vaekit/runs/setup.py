@@ -28,6 +28,15 @@ def split_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def default_likelihood(kind: str, in_unit: bool) -> str:
+    """The hierarchical VAE's images get the discretized logistic mixture (a mass over the 256
+    levels, as NVAE and VDVAE use); other data in [0, 1] the Bernoulli; the rest (and a codec,
+    whose distortion is squared error) the Gaussian."""
+    if not in_unit or kind == "codec":
+        return "gaussian"
+    return "discretized-logistic-mixture" if kind == "hvae" else "bernoulli"
+
+
 def model_config(data: DataSplits, kind: str, conditional: bool, given: dict[str, Any]) -> ModelConfig:
     """The model for these data: the given options, and the data's defaults for the rest."""
     given = dict(given)
@@ -36,7 +45,7 @@ def model_config(data: DataSplits, kind: str, conditional: bool, given: dict[str
     lo, hi = data.value_range()
     in_unit = lo >= 0.0 and hi <= 1.0
     if given.get("likelihood") in (None, "auto"):
-        given["likelihood"] = "bernoulli" if in_unit and kind != "codec" else "gaussian"
+        given["likelihood"] = default_likelihood(kind, in_unit)
         if not in_unit and kind != "codec" and "learn_sigma" not in given:
             given["learn_sigma"] = "global"
     likelihood = given["likelihood"]
