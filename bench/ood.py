@@ -103,12 +103,16 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: vaekit's)")
     ap.add_argument("--lr-schedule", default=None, help="constant | cosine | plateau (default: vaekit's)")
     ap.add_argument("--arch", default=None, help="mlp | conv (default: vaekit's choice for the data)")
+    ap.add_argument("--model", default="vae", help="vae | hvae (a hierarchical VAE adds the llr_top score)")
+    ap.add_argument("--device", default=None, help="where to train (default: vaekit's choice); scores on the CPU")
     ap.add_argument("--out", type=Path, default=Path("bench/out/ood"))
     ap.add_argument("--reuse", action="store_true", help="reuse trained runs found in --out")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-held-out", action="store_true", help="skip the held-out-class row (and its two trainings)")
     args = ap.parse_args()
-    opts = dict(latent_dim=args.latent_dim, seed=args.seed)
+    opts = dict(latent_dim=args.latent_dim, seed=args.seed, model=args.model)
+    if args.device:
+        opts["device"] = args.device
     args.out.mkdir(parents=True, exist_ok=True)  # a fresh clone has no bench/out
     if args.likelihood:
         opts["likelihood"] = args.likelihood
