@@ -208,3 +208,18 @@ def test_auto_precision_is_bf16_only_where_the_device_has_it():
     cpu = torch.device("cpu")
     assert Precision("auto", cpu).name == ("bf16" if native_bf16(cpu) else "fp32")
     assert Precision("fp32", cpu).dtype is None and Precision("fp16", cpu).scaler is not None
+
+
+def test_a_device_with_its_index_resolves_as_a_gpu_trained_run_reports_it():
+    """A run trained on a GPU records its model's device as torch names it (cuda:0); loading it
+    back must not call that an unknown device (found on an H200)."""
+    resolve_device = devices.resolve_device
+    assert resolve_device("cpu:0") == torch.device("cpu:0")
+    if not torch.cuda.is_available():
+        with pytest.raises(VaekitError, match="sees 0 CUDA GPU"):
+            resolve_device("cuda:0")
+    else:
+        assert resolve_device("cuda:0") == torch.device("cuda:0")
+    for bad in ("gpu:0", "cuda:x", "tpu"):
+        with pytest.raises(VaekitError, match="unknown device"):
+            resolve_device(bad)

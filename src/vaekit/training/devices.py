@@ -18,7 +18,16 @@ def mps_available() -> bool:
 
 
 def resolve_device(name: str) -> torch.device:
-    """--device auto|cpu|cuda|mps -> a torch.device (one GPU per process under torchrun)."""
+    """--device auto|cpu|cuda|mps -> a torch.device (one GPU per process under torchrun); also a
+    device torch names with its index, such as cuda:1 (what a model trained on a GPU reports)."""
+    kind, _, index = name.partition(":")
+    if index:
+        if not (index.isdigit() and kind in ("cpu", "cuda", "mps")):
+            raise VaekitError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+        if kind == "cuda" and int(index) >= torch.cuda.device_count():
+            raise VaekitError(f"--device {name} was asked for but PyTorch sees {torch.cuda.device_count()} CUDA GPU(s)")
+        resolve_device(kind)  # the same checks as without the index
+        return torch.device(name)
     if name == "auto":
         if torch.cuda.is_available():
             return distributed.device_for(distributed.context(), torch.device("cuda"))
