@@ -42,7 +42,12 @@ CONTENDERS = {
     "conv VAE + mixture": dict(model="vae", arch="conv", likelihood="discretized-logistic-mixture"),
     "HVAE": dict(model="hvae", likelihood="discretized-logistic-mixture"),
 }
-BEGIN, END = "<!-- bench/hvae.py begin -->", "<!-- bench/hvae.py end -->"
+
+
+def markers(a) -> tuple[str, str]:
+    """One BENCHMARKS.md section per data set and device."""
+    key = f"{a.data} {'gpu' if a.device.startswith('cuda') else a.device}"
+    return f"<!-- bench/hvae.py {key} begin -->", f"<!-- bench/hvae.py {key} end -->"
 
 
 def train(source: str, folder: Path, extra: dict, budget: float, device: str) -> dict:
@@ -121,12 +126,13 @@ def table(results: dict, a, machine: str) -> str:
         f"{r['sharpness']:.2f} | {r['parameters']:,} | {r['peak_rss_mib']:.0f} |\n"
         for n, r in results.items()
     )
+    begin, end = markers(a)
     return (
-        f"{BEGIN}\n## Hierarchical VAE vs flat conv VAE at equal wall-clock ({a.data})\n\n"
+        f"{begin}\n## Hierarchical VAE vs flat conv VAE at equal wall-clock ({a.data})\n\n"
         f"`{' '.join(sys.argv)}` on {machine}: every model trained {a.budget:.0f} s (seed 0, batch 128), "
         f"test NLL with k = {a.iw_samples} importance samples on {next(iter(results.values()))['n_test']} test "
         f"images, FD etc. on {a.n_fd} samples (N(0, I); the HVAE's lower groups at temperature 1).\n\n"
-        f"{head}{rows}\n![learning curves](bench/out/hvae/{a.data}/learning_curves.png)\n{END}"
+        f"{head}{rows}\n![learning curves](bench/out/hvae/{a.data}/learning_curves.png)\n{end}"
     )
 
 
@@ -166,7 +172,7 @@ def main() -> None:
     (out / "table.md").write_text(md + "\n")
     print(md)
     if a.docs:
-        replace_section(ROOT / "BENCHMARKS.md", md, BEGIN, END)
+        replace_section(ROOT / "BENCHMARKS.md", md, *markers(a))
 
 
 if __name__ == "__main__":
