@@ -364,8 +364,8 @@ class ModelConfig:
         choices=LIKELIHOOD_NAMES,
         help="p(x|z): bernoulli, gaussian, discretized-logistic, discretized-gaussian or "
         "discretized-logistic-mixture (8-bit data: gives NLL in bits/dim), or tabular (one head per table column).",
-        default_text="tabular for tables; bernoulli for data in [0, 1] (discretized-logistic-mixture for "
-        "--model hvae), else gaussian",
+        default_text="tabular for tables; bernoulli for data in [0, 1], discretized-logistic-mixture "
+        "for an hvae's; else gaussian",
     )
     mixtures: int = setting(
         10,
