@@ -71,9 +71,9 @@ def test_chunks_grow_with_the_stack_and_the_initial_words_are_fixed():
     assert coding.next_chunk(0, 96, 64, 1000) == 1  # nothing to pop from yet: one image
     assert coding.next_chunk(64 + 96 * 10, 96, 64, 1000) == 10
     assert coding.next_chunk(10**9, 96, 64, 1000) == 64 and coding.next_chunk(10**9, 96, 64, 3) == 3
-    words = coding.initial_words(6, 12)
+    words = coding.initial_words(6 * 12)
     assert words.dtype == np.uint32 and len(words) == math.ceil(6 * 12 / 32) + 2 and words[-1] >= 2**31
-    assert np.array_equal(words, coding.initial_words(6, 12)) and len(np.unique(words)) == len(words)
+    assert np.array_equal(words, coding.initial_words(6 * 12)) and len(np.unique(words)) == len(words)
 
 
 def test_models_that_cannot_code_are_refused_in_one_sentence(tmp_path):
@@ -121,7 +121,7 @@ def test_file_size_is_the_models_negative_elbo(run, digits_pixels):
         nelbo = torch.stack([negative_elbo(run.model, x, generator=gen) for _ in range(64)]).double() / math.log(2)
     expected = float(nelbo.mean(0).sum())
     se = float(nelbo[0].std()) * math.sqrt(len(pixels))
-    slack = 4 * se + 32 * len(coding.initial_words(run.model.latent_dim, coding.DEFAULT_LATENT_BITS))
+    slack = 4 * se + 32 * len(coding.initial_words(run.model.latent_dim * coding.DEFAULT_LATENT_BITS))
     slack += 32 * (len(pixels) // 64 + 20)
     assert abs(32 * len(words) - expected) < slack
     assert abs(32 * len(words) / expected - 1) < 0.015
