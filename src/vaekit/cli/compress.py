@@ -17,7 +17,9 @@ SPEC = "a folder of images, an image, SOURCE:SPLIT (e.g. fashion-mnist:test), or
 @app.command()
 def compress(
     run: Path = typer.Argument(
-        ..., help="A run folder: a VAE with a discretized likelihood, or a codec (with --lossy).", show_default=False
+        ...,
+        help="A run folder: a VAE (flat or --model hvae: every latent group is coded) with a discretized likelihood, or a codec (with --lossy).",
+        show_default=False,
     ),
     input: str = typer.Option(..., "--input", help=f"Images to compress: {SPEC}.", show_default=False),
     out: Path = typer.Option(
@@ -28,7 +30,7 @@ def compress(
     ),
     latent_bits: int = typer.Option(
         DEFAULT_LATENT_BITS,
-        help=f"Lossless: each latent dimension's prior cut into 2**bits equal-mass buckets ({LATENT_BITS_RANGE[0]} to {LATENT_BITS_RANGE[1]}).",
+        help=f"Lossless: each (top-group) latent number's prior cut into 2**bits equal-mass buckets ({LATENT_BITS_RANGE[0]} to {LATENT_BITS_RANGE[1]}).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

@@ -44,11 +44,16 @@ import torch
 from torch import Tensor
 
 from ..errors import VaekitError
+from .distributions import DiagonalGaussian
 from .likelihoods import DiscretizedLikelihood
 from .model import VAE
 
 DEFAULT_LATENT_BITS = 12  # buckets per latent dimension: 2**12, each 1/4096 of the prior's mass
 LATENT_BITS_RANGE = (4, 16)
+DEFAULT_STEP_BITS = 6  # lower groups: z on a grid of step 2**-6 (measured: docs/compression.md)
+STEP_BITS_RANGE = (2, 10)
+EXTENT = 16  # lower groups: |z| < 16 on the grid (the Gaussians are clipped to it)
+MIN_STD = 1e-6  # in grid steps: constriction needs a positive std
 # probability-table entries per chunk (8 MiB of float64; 32 MiB measured 2x slower): sets the chunk size
 TABLE_BUDGET = 2**20
 MAX_CHUNK = 64
@@ -121,10 +126,37 @@ class LatentGrid:
         return torch.diff(cdf, dim=-1).clamp_min(0.0)
 
 
-def pixel_masses(model: VAE, z: Tensor) -> Tensor:
-    """p(x_d = k | z) for every value d and level k: z (B, D_z) -> (B, D, 256)."""
-    law = model.decode(z).base_dist  # a Discretized law or mixture, batch shape (B, *data_shape)
-    return law.bin_masses().flatten(1, -2)
+class LowerGrid:
+    """The lower groups' latents (Gaussian priors and posteriors, thousands of numbers): a
+    uniform grid z = k * 2**-step_bits, |z| < EXTENT, coded as constriction's QuantizedGaussian
+    (mean and std per number in grid steps; no tables here). For steps much finer than the
+    posterior, log Q(k) - log P(k) is log q(z) - log p(z); the Gaussians are clipped to the
+    grid's range and every k in it keeps a nonzero probability."""
+
+    def __init__(self, step_bits: int = DEFAULT_STEP_BITS):
+        lo, hi = STEP_BITS_RANGE
+        if not (isinstance(step_bits, int) and lo <= step_bits <= hi):
+            raise VaekitError(f"the latent grid step must be 2**-n with n from {lo} to {hi}, not {step_bits!r}")
+        self.step_bits, self.step = step_bits, 2.0**-step_bits
+        self.extent = EXTENT * 2**step_bits  # symbols -extent .. extent - 1
+
+    def parameters(self, law: DiagonalGaussian) -> tuple[np.ndarray, np.ndarray]:
+        """law (B, D_g) -> its means and stds in grid steps, (B * D_g,) float64 each."""
+        mean, std = law.mu / self.step, (torch.exp(0.5 * law.logvar) / self.step).clamp_min(MIN_STD)
+        arrs = [np.ascontiguousarray(t.reshape(-1).numpy()) for t in (mean, std)]
+        if not all(np.isfinite(a).all() for a in arrs):
+            raise VaekitError("the model gives non-finite latent probabilities; its weights cannot code these images")
+        return arrs[0], arrs[1]
+
+    def values(self, k: Tensor) -> Tensor:
+        return k.to(torch.float64) * self.step
+
+
+def latent_need(dims: list[int], bits: int, step_bits: int) -> int:
+    """Bits one image's latents take off the stack, about: bits per top number (its grid), and
+    per lower number the entropy of a unit-variance Gaussian on the grid (log2 sqrt(2 pi e) =
+    2.05 bits above step_bits), rounded up."""
+    return dims[0] * bits + sum(dims[1:]) * (step_bits + 3)
 
 
 def next_chunk(stack_bits: int, need_per_image: int, largest: int, left: int) -> int:
@@ -139,11 +171,11 @@ def default_chunk(data_shape: list[int]) -> int:
     return max(1, min(MAX_CHUNK, TABLE_BUDGET // (math.prod(data_shape) * 256)))
 
 
-def initial_words(latent_dim: int, bits: int) -> np.ndarray:
-    """The bits the first latent is popped from: enough for the worst case of a narrow posterior
-    (bits per dimension) plus the coder's 64-bit head. Fixed pseudo-random words, the same on
-    every machine (sha256), so the decoder can check that it ends where the encoder began."""
-    n = math.ceil(latent_dim * bits / 32) + 2
+def initial_words(need_bits: int) -> np.ndarray:
+    """The bits the first image's latents are popped from: need_bits (latent_need) plus the
+    coder's 64-bit head. Fixed pseudo-random words, the same on every machine (sha256), so the
+    decoder can check that it ends where the encoder began."""
+    n = math.ceil(need_bits / 32) + 2
     stream = b"".join(hashlib.sha256(SEED_TEXT + i.to_bytes(4, "little")).digest() for i in range(math.ceil(n / 8)))
     words = np.frombuffer(stream, dtype="<u4")[:n].astype(np.uint32)
     words[-1] |= np.uint32(1 << 31)  # the top word of an ANS stack must not be zero
@@ -166,44 +198,71 @@ def table_rows(masses: Tensor, what: str) -> np.ndarray:
 
 
 class BitsBack:
-    """Push and pop chunks of 8-bit images on an ANS stack with a float64 coding_model; each
-    chunk's size goes on the stack after it (uniform over 1..largest), so that the decoder, which
-    pops it first, cuts the images exactly as the encoder did."""
+    """Push and pop chunks of 8-bit images on an ANS stack with a float64 coding_model, over every
+    latent group top first (one group for a flat VAE). Each chunk's size goes on the stack after
+    it (uniform over 1..largest), so that the decoder, which pops it first, cuts the images
+    exactly as the encoder did."""
 
-    def __init__(self, model: VAE, bits: int, largest: int):
+    def __init__(self, model: VAE, bits: int, largest: int, step_bits: int = DEFAULT_STEP_BITS):
         self.c = constriction_module()
         self.model, self.largest = model, largest
-        self.grid = LatentGrid(bits)
+        self.grid, self.lower = LatentGrid(bits), LowerGrid(step_bits)
         self.categorical = self.c.stream.model.Categorical(perfect=False)
         self.prior = self.c.stream.model.Uniform(self.grid.size)
+        self.gaussian = self.c.stream.model.QuantizedGaussian(-self.lower.extent, self.lower.extent - 1)
         self.sizes = self.c.stream.model.Uniform(max(2, largest))  # constriction needs 2 symbols or more
-        self.latent_dim, self.shape = model.latent_dim, list(model.data_shape)
-        self.need_per_image = self.latent_dim * bits  # what popping one image's latents takes, on average at most
+        self.dims, self.shape = model.group_dims or [model.latent_dim], list(model.data_shape)
+        self.need_per_image = latent_need(self.dims, bits, step_bits)
 
-    def _posterior(self, pixels: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(pixels).to(torch.float64) / 255.0
-        q = self.model.encode(x)
-        return table_rows(self.grid.posterior_masses(q.mu, q.logvar), "posterior")
+    def _law(self, g: int, law: DiagonalGaussian, prior: bool) -> tuple:
+        """constriction's model (and its parameters) for group g's symbols under `law`: the top
+        group on the equal-mass grid (its prior N(0, I) uniform over the buckets), lower groups
+        quantized Gaussians on the uniform grid."""
+        if g > 0:
+            return self.gaussian, *self.lower.parameters(law)
+        if prior:
+            return (self.prior,)
+        return self.categorical, table_rows(self.grid.posterior_masses(law.mu, law.logvar), "posterior")
 
-    def _likelihood(self, buckets: np.ndarray) -> np.ndarray:
-        z = self.grid.centres[torch.from_numpy(buckets.astype(np.int64))].view(-1, self.latent_dim)
-        return table_rows(pixel_masses(self.model, z), "pixel")
+    def _pop(self, coder, g: int, law: DiagonalGaussian, prior: bool, store: list) -> Tensor:
+        """Pop group g's symbols (b * D_g,) under `law` into `store`; -> their z values (b, D_g)."""
+        model, *params = self._law(g, law, prior)
+        symbols = coder.decode(model, *params) if params else coder.decode(model, law.mu.numel())
+        store.append(symbols)
+        return self._values(g, symbols, law.mu.shape)
+
+    def _values(self, g: int, symbols: np.ndarray, shape) -> Tensor:
+        k = torch.from_numpy(symbols.astype(np.int64))
+        return (self.grid.centres[k] if g == 0 else self.lower.values(k)).view(shape)
+
+    def _pixel_table(self, params: Tensor) -> np.ndarray:
+        return table_rows(self.model.likelihood(params).base_dist.bin_masses().flatten(1, -2), "pixel")
 
     def push(self, coder, pixels: np.ndarray) -> None:
-        """Encode a chunk, pixels (b, *shape) uint8, onto the stack."""
-        buckets = coder.decode(self.categorical, self._posterior(pixels))  # (b * D_z,): the bits back
-        coder.encode_reverse(pixels.reshape(-1).astype(np.int32), self.categorical, self._likelihood(buckets))
-        coder.encode_reverse(buckets, self.prior)
+        """Encode a chunk, pixels (b, *shape) uint8, onto the stack: pop z_1..z_G with Q (the
+        bits back), push x with p(x | z), push z_G..z_1 with P(z_g | z_<g)."""
+        x = torch.from_numpy(pixels).to(torch.float64) / 255.0
+        symbols: list[np.ndarray] = []
+        params, passes = self.model.code_pass(x, len(pixels), lambda g, q, p: self._pop(coder, g, q, False, symbols))
+        coder.encode_reverse(pixels.reshape(-1).astype(np.int32), self.categorical, self._pixel_table(params))
+        for g in reversed(range(len(passes))):
+            coder.encode_reverse(symbols[g], *self._law(g, passes[g].p, True))
         coder.encode_reverse(np.array([len(pixels) - 1], dtype=np.int32), self.sizes)
 
     def pop(self, coder, left: int) -> np.ndarray:
-        """Decode the chunk pushed last: -> (b, *shape) uint8. left: images still to decode."""
+        """Decode the chunk pushed last: -> (b, *shape) uint8. left: images still to decode. Pop
+        z_1..z_G with P, x with p(x | z), then push z_G..z_1 back with Q, known now that x is."""
         b = int(coder.decode(self.sizes)) + 1
         if b > min(left, self.largest):
             raise wrong_stream()
-        buckets = coder.decode(self.prior, b * self.latent_dim)
-        pixels = coder.decode(self.categorical, self._likelihood(buckets)).astype(np.uint8).reshape(b, *self.shape)
-        coder.encode_reverse(buckets, self.categorical, self._posterior(pixels))
+        symbols: list[np.ndarray] = []
+        params, _ = self.model.code_pass(None, b, lambda g, q, p: self._pop(coder, g, p, True, symbols))
+        pixels = coder.decode(self.categorical, self._pixel_table(params)).astype(np.uint8).reshape(b, *self.shape)
+        x = torch.from_numpy(pixels).to(torch.float64) / 255.0
+        given = lambda g, q, p: self._values(g, symbols[g], p.mu.shape)
+        _, passes = self.model.code_pass(x, b, given, params=False)
+        for g in reversed(range(len(passes))):
+            coder.encode_reverse(symbols[g], *self._law(g, passes[g].q, False))
         return pixels
 
 
@@ -212,15 +271,17 @@ def encode(
     pixels: np.ndarray,
     *,
     bits: int = DEFAULT_LATENT_BITS,
+    step_bits: int = DEFAULT_STEP_BITS,
     chunk: int,
     on_chunk: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Images (N, *data_shape) uint8 -> the ANS stack as uint32 words. model: a coding_model;
-    chunk: the most images per chunk."""
-    bb = BitsBack(model, bits, chunk)
+    bits: the top group's grid (LatentGrid); step_bits: the lower groups' (LowerGrid, unused by a
+    flat VAE); chunk: the most images per chunk."""
+    bb = BitsBack(model, bits, chunk, step_bits)
     if list(pixels.shape[1:]) != bb.shape or pixels.dtype != np.uint8:
         raise VaekitError(f"images to code must be uint8 of shape (N, {', '.join(map(str, bb.shape))})")
-    coder = bb.c.stream.stack.AnsCoder(initial_words(model.latent_dim, bits))
+    coder = bb.c.stream.stack.AnsCoder(initial_words(bb.need_per_image))
     start = 0
     with deterministic_cpu():
         while start < len(pixels):
@@ -238,12 +299,13 @@ def decode(
     count: int,
     *,
     bits: int = DEFAULT_LATENT_BITS,
+    step_bits: int = DEFAULT_STEP_BITS,
     chunk: int,
     on_chunk: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """The inverse of encode: uint32 words -> (count, *data_shape) uint8. VaekitError when the
     stack does not end at the initial words: the tables were not the encoder's."""
-    bb = BitsBack(model, bits, chunk)
+    bb = BitsBack(model, bits, chunk, step_bits)
     try:
         coder = bb.c.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
     except ValueError:  # an ANS stack never ends in a zero word
@@ -255,6 +317,6 @@ def decode(
             left -= len(chunks[-1])
             if on_chunk:
                 on_chunk(len(chunks[-1]))
-    if not np.array_equal(coder.get_compressed(), initial_words(model.latent_dim, bits)):
+    if not np.array_equal(coder.get_compressed(), initial_words(bb.need_per_image)):
         raise wrong_stream()
     return np.concatenate(chunks[::-1]) if chunks else np.zeros((0, *bb.shape), dtype=np.uint8)

@@ -18,7 +18,6 @@ a top code alone sets the lower groups to their prior means (or draws them at a 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +28,7 @@ from ..config import ModelConfig
 from ..errors import VaekitError
 from .distributions import DiagonalGaussian
 from .likelihoods import Likelihood, build_likelihood
-from .model import VAE, ModelOutput
+from .model import VAE, Chooser, GroupPass, ModelOutput
 from .priors import StandardNormal
 
 TOP_SIZE = 1  # the top group is a 1x1 code
@@ -82,16 +81,6 @@ class Cell(nn.Module):
         return x + h if self.residual else h
 
 
-@dataclass
-class GroupPass:
-    """One latent group's share of a top-down pass: q (or None when z came from the prior), the
-    prior p, and z; all (B, D_g) flattened from (B, c, h, w)."""
-
-    q: DiagonalGaussian | None
-    p: DiagonalGaussian
-    z: Tensor
-
-
 class LatentGroup(nn.Module):
     """One top-down step: prior and posterior of z_g, then h + proj(z_g) through a residual cell.
     h (B, width, h, w), the bottom-up activation a (B, width, h, w)."""
@@ -123,17 +112,14 @@ class LatentGroup(nn.Module):
         mu, logvar = self.posterior(torch.cat([h, a], dim=1)).chunk(2, dim=1)
         return DiagonalGaussian(mu.flatten(1), logvar.flatten(1))
 
-    def forward(
-        self, h: Tensor, a: Tensor | None, eps: Tensor, temperature: float, z: Tensor | None = None
-    ) -> tuple[Tensor, GroupPass]:
-        """a None: z from the prior at `temperature` (0: its mean); else from q. eps (B, D_g).
-        z: a given code for this group (B, D_g), used as it is."""
+    def laws(self, h: Tensor, a: Tensor | None) -> tuple[DiagonalGaussian | None, DiagonalGaussian, Tensor]:
+        """-> (q(z_g | x, z_<g), or None without a; p(z_g | z_<g); h with the prior's residual)."""
         p, h = self._prior(h)
-        q = None if a is None else self.posterior_of(h, a)
-        if z is None:
-            z = q.rsample(eps=eps) if q is not None else p.mu + temperature * p.std * eps
-        h = h + self.project(z.view(-1, self.z_channels, *self.size))
-        return self.cell(h), GroupPass(q, p, z)
+        return (None if a is None else self.posterior_of(h, a)), p, h
+
+    def advance(self, h: Tensor, z: Tensor) -> Tensor:
+        """h + proj(z_g) through the residual cell: z (B, D_g)."""
+        return self.cell(h + self.project(z.view(-1, self.z_channels, *self.size)))
 
 
 class Encoder(nn.Module):
@@ -268,15 +254,41 @@ class HierarchicalVAE(VAE):
         """The top-down pass -> (likelihood parameters (n, P, *data_shape), one GroupPass per group).
         The first `inferred` groups take z from the posterior (acts: the bottom-up activations),
         the others from the prior at their temperature; noise (n, noise_dim); top: a given top code."""
+        temperatures = temperatures or [1.0] * len(self.group_dims)
+        eps = noise.split(self.group_dims, dim=1)
+
+        def draw(g: int, q: DiagonalGaussian | None, p: DiagonalGaussian) -> Tensor:
+            if g == 0 and top is not None:
+                return top
+            return q.rsample(eps=eps[g]) if q is not None else p.mu + temperatures[g] * p.std * eps[g]
+
+        h, r, passes = self._descend(n, y_onehot, acts, draw, inferred=inferred)
+        return self.decoder.params(h, r), passes
+
+    def code_pass(
+        self, x: Tensor | None, n: int, choose: Chooser, *, params: bool = True
+    ) -> tuple[Tensor | None, list[GroupPass]]:
+        """The top-down pass with each group's z_g given by choose(g, q, p), q = q(z_g | x, z_<g)
+        (None without x) and p = p(z_g | z_<g) computed from the z_<g chosen before (see
+        VAE.code_pass): what bits-back coding over every group walks (vaekit.core.coding)."""
+        acts = None if x is None else self.encoder(x, None)
+        h, r, passes = self._descend(n, None, acts, choose, inferred=len(self.group_dims))
+        return (self.decoder.params(h, r) if params else None), passes
+
+    def _descend(
+        self, n: int, y_onehot: Tensor | None, acts: list[Tensor] | None, choose: Chooser, *, inferred: int
+    ) -> tuple[Tensor, int, list[GroupPass]]:
+        """The top-down walk: group g's q (from acts, for the first `inferred` groups) and p, its
+        z = choose(g, q, p), h advanced by z -> (h, its resolution, one GroupPass per group)."""
         dec = self.decoder
-        temperatures = temperatures or [1.0] * len(dec.groups)
         h, r, passes = dec.initial(n, y_onehot), 0, []
-        for g, (group, eps) in enumerate(zip(dec.groups, noise.split(self.group_dims, dim=1))):
+        for g, group in enumerate(dec.groups):
             h, r = dec.to_stage(h, r, dec.stage_of[g]), dec.stage_of[g]
-            a = acts[r] if g < inferred else None
-            h, step = group(h, a, eps, temperatures[g], z=top if g == 0 else None)
-            passes.append(step)
-        return dec.params(h, r), passes
+            q, p, h = group.laws(h, acts[r] if acts is not None and g < inferred else None)
+            z = choose(g, q, p)
+            h = group.advance(h, z)
+            passes.append(GroupPass(q, p, z))
+        return h, r, passes
 
     def _noise(self, n: int, generator: torch.Generator | None, like: Tensor) -> Tensor:
         return torch.randn(n, self.noise_dim, generator=generator, device=like.device, dtype=like.dtype)

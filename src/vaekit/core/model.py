@@ -11,6 +11,7 @@ KL term, i.e. the rate, and the likelihood a Gaussian whose sigma sets the trade
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,20 @@ class ModelOutput:
     @property
     def kl(self) -> Tensor:  # (B,)
         return self.kl_per_dim.sum(-1)
+
+
+@dataclass
+class GroupPass:
+    """One latent group's share of a top-down pass: q (or None when z came from the prior), the
+    prior p, and z; all (B, D_g) flattened from (B, c, h, w)."""
+
+    q: DiagonalGaussian | None
+    p: DiagonalGaussian
+    z: Tensor
+
+
+# chooses a group's code from its posterior (None without x) and prior: (g, q, p) -> z (B, D_g)
+Chooser = Callable[[int, "DiagonalGaussian | None", DiagonalGaussian], Tensor]
 
 
 class VAE(nn.Module):
@@ -118,6 +133,19 @@ class VAE(nn.Module):
             return PointMass(h)
         mu, logvar = h.chunk(2, dim=1)
         return DiagonalGaussian(mu, logvar)
+
+    def code_pass(
+        self, x: Tensor | None, n: int, choose: Chooser, *, params: bool = True
+    ) -> tuple[Tensor | None, list[GroupPass]]:
+        """The latent groups one at a time, top first, each z_g given by choose(g, q, p) (a coder
+        pops it): -> (likelihood parameters (n, P, *data_shape), or None without `params`; one
+        GroupPass per group). x (n, *data_shape) or None (then q is None). A flat VAE is one
+        group with the prior N(0, I)."""
+        q = None if x is None else self.encode(x)
+        zeros = torch.zeros(n, self.latent_dim, dtype=next(self.parameters()).dtype, device=self.device)
+        p = DiagonalGaussian(zeros, zeros)
+        z = choose(0, q, p)
+        return (self.decode_params(z) if params else None), [GroupPass(q, p, z)]
 
     def decode_params(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """z (B, D_z) -> likelihood parameters (B, P, *data_shape)."""

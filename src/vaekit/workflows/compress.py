@@ -11,13 +11,17 @@ The file (.vkc), all integers little-endian:
     likelihood    1 + n     the run's likelihood, as text
     count         4         images
     shape         1 + 4 r   rank r, then each dimension (C, H, W for images)
-    latent bits   1         lossless: buckets per latent dimension, 2**bits (vaekit.core.coding.LatentGrid); lossy: 0
+    latent bits   1         lossless: buckets per top latent number, 2**bits (vaekit.core.coding.LatentGrid); lossy: 0
+    step bits     1         (format 2) a hierarchical VAE's lower groups: grid step 2**-n (coding.LowerGrid); else 0
     chunk         2         the most images per chunk
     build         1 + n     what computes the probabilities (build_text): torch and its CPU kernels, constriction
     names         4 + n     the images' names (a folder's relative paths) as zlib-compressed JSON; 0 bytes: numbered
     crc32         4         of the payload
     words         4         payload length in 32-bit words
     payload       4 words   the ANS stack
+
+Format 1 (before hierarchical models were coded over every group) has no step bits; its
+lossless files of flat VAEs decode as before, those of hierarchical ones are refused.
 
 Decompressing needs the same run (its weights' hash is checked) and the same build (checked
 too, unless allowed otherwise; then a wrong result is still caught, because the stream must end
@@ -52,7 +56,8 @@ from ..plots import save_image
 from ..runs import Run
 
 MAGIC = b"VKC\x00"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 METHODS = ("lossless", "lossy")  # the method byte's meanings, by value
 SUFFIX = ".vkc"
 ELBO_BATCH = 256
@@ -82,6 +87,8 @@ class Archive:
     names: list[str] | None
     words: np.ndarray  # uint32
     method: str = "lossless"
+    step_bits: int = 0  # a hierarchical VAE's lower-group grid (coding.LowerGrid); 0: none (flat VAE, lossy)
+    version: int = FORMAT_VERSION
 
     def to_bytes(self) -> bytes:
         text = lambda s: struct.pack("<B", len(s.encode())) + s.encode()
@@ -95,7 +102,7 @@ class Archive:
                 text(self.likelihood),
                 struct.pack("<IB", self.count, len(self.shape)),
                 struct.pack(f"<{len(self.shape)}I", *self.shape),
-                struct.pack("<BH", self.latent_bits, self.chunk),
+                struct.pack("<BBH", self.latent_bits, self.step_bits, self.chunk),
                 text(self.build),
                 struct.pack("<I", len(names)),
                 names,
@@ -111,14 +118,17 @@ class Archive:
             raise VaekitError(f"{where} is not a file written by `vaekit compress`")
         reader = _Reader(data, len(MAGIC), where)
         version, method = reader.unpack("<BB")
-        if version != FORMAT_VERSION:
-            raise VaekitError(f"{where} is in compression format {version}; this vaekit reads format {FORMAT_VERSION}")
+        if version not in READABLE_FORMATS:
+            raise VaekitError(f"{where} is in compression format {version}; this vaekit reads formats 1 and 2")
         if method >= len(METHODS):
             raise VaekitError(f"{where} was written with a compression method this vaekit does not know ({method})")
         digest, likelihood = reader.take(32).hex(), reader.text()
         count, rank = reader.unpack("<IB")
         shape = list(reader.unpack(f"<{rank}I"))
-        latent_bits, chunk = reader.unpack("<BH")
+        if version >= 2:
+            latent_bits, step_bits, chunk = reader.unpack("<BBH")
+        else:
+            (latent_bits, chunk), step_bits = reader.unpack("<BH"), 0
         build = reader.text()
         names = reader.take(reader.unpack("<I")[0])
         crc, n_words = reader.unpack("<II")
@@ -136,6 +146,8 @@ class Archive:
             _names(names, count, where),
             np.frombuffer(payload, dtype="<u4").astype(np.uint32),
             METHODS[method],
+            step_bits,
+            version,
         )
 
 
@@ -223,13 +235,23 @@ def compress(
     names: list[str] | None = None,
     progress: bool = False,
 ) -> Archive:
-    """Code 8-bit images (N, *shape) uint8 losslessly with the run's VAE. names: kept in the file
-    (a folder's paths)."""
+    """Code 8-bit images (N, *shape) uint8 losslessly with the run's VAE, over every latent group
+    of a hierarchical one. names: kept in the file (a folder's paths)."""
     model = coding.coding_model(run.model)
     chunk = coding.default_chunk(model.data_shape)
+    step_bits = coding.DEFAULT_STEP_BITS if model.group_dims else 0
     with tqdm(total=len(pixels), desc="compressing", unit="img", disable=not progress, leave=False) as bar:
-        words = coding.encode(model, pixels, bits=latent_bits, chunk=chunk, on_chunk=bar.update)
-    return _archive(run, len(pixels), latent_bits, chunk, names, words, "lossless")
+        words = coding.encode(
+            model,
+            pixels,
+            bits=latent_bits,
+            step_bits=step_bits or coding.DEFAULT_STEP_BITS,
+            chunk=chunk,
+            on_chunk=bar.update,
+        )
+    archive = _archive(run, len(pixels), latent_bits, chunk, names, words, "lossless")
+    archive.step_bits = step_bits
+    return archive
 
 
 def compress_lossy(
@@ -349,6 +371,11 @@ def check_archive(archive: Archive, run: Run, *, allow_other_build: bool = False
             f"this file holds {archive.likelihood} codes of shape {archive.shape}, {run.path} "
             f"is a {model.config.likelihood} model of shape {model.data_shape}"
         )
+    if archive.method == "lossless" and model.group_dims and not archive.step_bits:
+        raise VaekitError(
+            f"this file is in compression format {archive.version}, which coded only the top latent group of a "
+            "hierarchical VAE; this vaekit codes every group: compress the images again"
+        )
     here = build_text()
     if archive.build != here and not allow_other_build:
         raise VaekitError(
@@ -370,7 +397,13 @@ def decompress(run: Run, archive: Archive, *, allow_other_build: bool = False, p
             codes = codec.decode(model, archive.words, archive.count, chunk=archive.chunk, on_chunk=bar.update)
             return codec.code_images(model, codes)
         return coding.decode(
-            model, archive.words, archive.count, bits=archive.latent_bits, chunk=archive.chunk, on_chunk=bar.update
+            model,
+            archive.words,
+            archive.count,
+            bits=archive.latent_bits,
+            step_bits=archive.step_bits or coding.DEFAULT_STEP_BITS,
+            chunk=archive.chunk,
+            on_chunk=bar.update,
         )
 
 
