@@ -40,8 +40,12 @@ class Recorder(torch.nn.Module):
         return self.vae.device
 
     @property
-    def latent_dim(self):  # the trainer's validation sums KL per latent dimension
-        return self.vae.latent_dim
+    def noise_dim(self):  # the trainer draws the latent noise and sums KL per latent dimension
+        return self.vae.noise_dim
+
+    @property
+    def group_dims(self):  # the objective's free bits per group (None: one flat code)
+        return self.vae.group_dims
 
     @property
     def stochastic(self):
