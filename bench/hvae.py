@@ -148,6 +148,7 @@ def main() -> None:
     p.add_argument("--machine", default="2 shared CPU cores, 1 thread each")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "hvae")
     p.add_argument("--docs", action="store_true", help="write the section of BENCHMARKS.md")
+    p.add_argument("--reuse", action="store_true", help="measure the runs already in --out instead of training")
     a = p.parse_args()
     out = a.out / a.data
     out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +157,10 @@ def main() -> None:
     runs, costs = {}, {}
     for name in names:
         folder = out / name.replace(" ", "-").replace("+", "").replace("--", "-").lower()
-        costs[name] = train(source, folder, CONTENDERS[name], a.budget, a.device)
+        cost_file = folder.with_suffix(".cost.json")
+        if not (a.reuse and cost_file.is_file()):
+            cost_file.write_text(json.dumps(train(source, folder, CONTENDERS[name], a.budget, a.device)))
+        costs[name] = json.loads(cost_file.read_text())
         runs[name] = vaekit.load_run(folder, device="cpu" if a.device == "cpu" else a.device)
         print(f"{name}: trained {len(runs[name].metrics())} epochs, {costs[name]}", flush=True)
     data = runs[names[0]].data()
