@@ -11,7 +11,7 @@ from vaekit.core.model import VAE
 from vaekit.core.objectives import Objective
 from vaekit.data import Dataset, DataSplits, load_data
 from vaekit.errors import TrainingDiverged, VaekitError
-from vaekit.training import devices, loop
+from vaekit.training import devices, loop, optim
 from vaekit.training.loop import make_optimizer
 
 
@@ -223,3 +223,26 @@ def test_a_device_with_its_index_resolves_as_a_gpu_trained_run_reports_it():
     for bad in ("gpu:0", "cuda:x", "tpu"):
         with pytest.raises(VaekitError, match="unknown device"):
             resolve_device(bad)
+
+
+def test_restored_adam_moments_follow_channels_last_weights():
+    """A checkpoint restores Adam's moments contiguous; with channels-last weights the fused
+    kernel would mix them (found by the hvae's resume test). After match_state_layout one step
+    is the step of an optimizer that never stopped."""
+    g = torch.Generator().manual_seed(0)
+    grad = torch.randn(8, 4, 3, 3, generator=g).to(memory_format=torch.channels_last)
+    w = torch.randn(8, 4, 3, 3, generator=g).to(memory_format=torch.channels_last).requires_grad_()
+    running = make_optimizer([w], 0.1)
+    for _ in range(3):
+        w.grad = grad.clone()
+        running.step()
+    saved = running.state_dict()
+    saved["state"][0] = {k: v.clone().contiguous() for k, v in saved["state"][0].items()}  # as a checkpoint gives them
+    w2 = w.detach().clone().to(memory_format=torch.channels_last).requires_grad_()
+    restored = make_optimizer([w2], 0.1)
+    restored.load_state_dict(saved)
+    optim.match_state_layout(restored)
+    w.grad, w2.grad = grad.clone(), grad.clone()
+    running.step()
+    restored.step()
+    assert torch.equal(w.detach(), w2.detach())
