@@ -58,7 +58,10 @@ def lower_groups(model: VAE, temperature: float, temperatures, seed: int | None)
     if not all(math.isfinite(t) and t >= 0 for t in lower):
         raise VaekitError(f"group temperatures must be finite and at least 0, not {lower}")
     gen = torch.Generator(device=model.device)
-    gen.manual_seed(seed + 1) if seed is not None else gen.seed()
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(seed + 1)
     return {"temperatures": lower, "generator": gen}
 
 
@@ -151,7 +154,8 @@ def interpolate(
     model, xa: Tensor, xb: Tensor, *, steps: int = 10, method: str = "lerp", ya=None, yb=None, return_z: bool = False
 ):
     """Walk between the posterior means of two examples xa, xb (*data_shape) -> (steps, *data_shape).
-    The first and last images are the reconstructions of xa and xb."""
+    The first and last images are the reconstructions of xa and xb (for a hierarchical model: the
+    images of their top codes, the lower groups at their prior means)."""
     if method not in INTERPOLATIONS:
         raise VaekitError(f"unknown interpolation {method!r}; choose lerp or slerp")
     if steps < 2:
