@@ -21,8 +21,6 @@ import io
 import json
 import lzma
 import math
-import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -32,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import describe
 from PIL import Image
 from sections import replace_section
 
@@ -192,14 +191,6 @@ def table(dataset: str, res: dict) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at the start, torch "
-        f"{torch.__version__} with {torch.get_num_threads()} thread(s); coding build: {codec.build_text()}"
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="fashion-mnist,digits")
@@ -210,7 +201,7 @@ def main() -> None:
     ap.add_argument("--write", type=Path, default=None, help="replace the section in this Markdown file")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    header = machine()
+    header = f"{describe()}; coding build: {codec.build_text()}"
     results = {}
     for dataset in args.datasets.split(","):
         run, train = get_run(dataset, args.out)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from generation_hybrids import colour_crops
+from machine import describe
 from sections import replace_section
 
 import vaekit
@@ -145,7 +146,7 @@ def main() -> None:
     p.add_argument("--iw-samples", type=int, default=100)
     p.add_argument("--n-test", type=int, default=10_000, help="test images for the IWAE NLL")
     p.add_argument("--n-fd", type=int, default=10_000)
-    p.add_argument("--machine", default="2 shared CPU cores, 1 thread each")
+    p.add_argument("--machine", default=None, help="how to name the machine (default: what bench/machine.py sees)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "hvae")
     p.add_argument("--docs", action="store_true", help="write the section of BENCHMARKS.md")
     p.add_argument("--reuse", action="store_true", help="measure the runs already in --out instead of training")
@@ -172,7 +173,7 @@ def main() -> None:
         plots.save_grid(out / f"samples-{name.replace(' ', '-').lower()}.png", sample(run.model, 64, seed=0))
     (out / "results.json").write_text(json.dumps(results, indent=1))
     learning_curves(results, out / "learning_curves.png", f"{a.data}, {a.budget:.0f} s per model")
-    md = table(results, a, a.machine)
+    md = table(results, a, a.machine or describe())
     (out / "table.md").write_text(md + "\n")
     print(md)
     if a.docs:

@@ -20,8 +20,6 @@ import argparse
 import io
 import json
 import math
-import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -30,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import describe
 from PIL import Image
 from sections import replace_section
 
@@ -235,14 +234,6 @@ def rd_plot(res: dict, path: Path) -> None:
     plots.save_figure(fig, path)
 
 
-def machine() -> str:
-    load = os.getloadavg()[0]
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} at the start, torch "
-        f"{torch.__version__} with {torch.get_num_threads()} thread(s)"
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lmbdas", default="0.005,0.02,0.08,0.32")
@@ -255,7 +246,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     lmbdas = [float(v) for v in args.lmbdas.split(",")]
-    res = {"machine": machine(), "seconds": args.seconds, "n": args.n, "m": args.m}
+    res = {"machine": describe(), "seconds": args.seconds, "n": args.n, "m": args.m}
     splits = load_data(DataConfig(source="fashion-mnist"))
     train, test = (codec.to_pixels(d.x)[0] for d in (splits.train, splits.test))
     test = test[: args.test_images]
